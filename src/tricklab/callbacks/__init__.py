@@ -1,0 +1,1 @@
+"""Callbacks that record a run: per-epoch history and the divergence guard."""

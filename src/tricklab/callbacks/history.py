@@ -1,0 +1,60 @@
+"""``history.csv``: one row per epoch (train/val loss and accuracy, learning rate, gradient norm)."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
+
+COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm", "time_s")
+
+
+class HistoryWriter(Checkpoint):
+    """Appends the epoch's metrics to ``history.csv`` and keeps them for the run's best/final summary.
+
+    A ``Checkpoint`` subclass only so that Lightning calls it after ``LightningModule.on_train_epoch_end``,
+    where the module logs the epoch's training metrics.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+               "time_s": round(time.perf_counter() - self.started, 3)}
+        row.update({key: float(metrics[key]) for key in COLUMNS if key in metrics})
+        self.rows.append(row)
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
+
+    def best(self, key: str, mode: str) -> tuple[float, int] | None:
+        """(best value of ``key``, its epoch) over the finite values recorded, or None."""
+        values = [(row[key], row["epoch"]) for row in self.rows if key in row and row[key] == row[key]]
+        if not values:
+            return None
+        return (min if mode == "min" else max)(values, key=lambda v: v[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = list(state_dict.get("rows", []))

@@ -1,0 +1,208 @@
+"""The config schema: the type and the allowed range of every value a user can set.
+
+Hydra already rejects unknown groups, unknown choices and typo'd keys (configs are in struct mode);
+this module checks the values, before any heavy import or training, and says what is allowed.
+It imports neither torch nor Lightning, so a bad value is reported in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from tricklab.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+SCALES = ("raw", "unit", "symmetric", "standardize")
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "selu")
+METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
+MODES = ("min", "max")
+
+
+def register_resolvers() -> None:
+    """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from."""
+    OmegaConf.register_new_resolver("tricklab_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One value's type and allowed range; ``allowed`` says it in words for the error message."""
+
+    kind: type
+    allowed: str
+    ok: Callable[[Any], bool] = lambda v: True
+    nullable: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` breaks this rule, or None when it is fine."""
+        if value is None:
+            return None if self.nullable else "it may not be null"
+        if not _is_kind(value, self.kind):
+            return f"it is not {_kind_name(self.kind)}"
+        if self.kind is float and not math.isfinite(value):
+            return "it is not finite"
+        return None if self.ok(value) else "it is out of range"
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is list:
+        return isinstance(value, (list, tuple, ListConfig))
+    return isinstance(value, kind)
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}[kind]
+
+
+def positive(kind: type = float, nullable: bool = False) -> Rule:
+    return Rule(kind, f"{'a positive integer' if kind is int else 'a number > 0'}", lambda v: v > 0, nullable)
+
+
+def non_negative(kind: type = float) -> Rule:
+    return Rule(kind, "an integer ≥ 0" if kind is int else "a number ≥ 0", lambda v: v >= 0)
+
+
+def fraction(low_open: bool = False, high_open: bool = True, what: str = "a fraction") -> Rule:
+    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+
+    def ok(v: float) -> bool:
+        return (v > 0 if low_open else v >= 0) and (v < 1 if high_open else v <= 1)
+
+    return Rule(float, f"{what} in {lo}0, 1{hi}", ok)
+
+
+def one_of(choices: Iterable[str]) -> Rule:
+    choices = tuple(choices)
+    return Rule(str, "one of " + ", ".join(choices), lambda v: v in choices)
+
+
+def _positive_int_list(v: Any) -> bool:
+    return len(v) > 0 and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in v)
+
+
+def _betas(v: Any) -> bool:
+    return len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v)
+
+
+# Dotted key -> rule. A key a choice does not have (architecture.width for the cnn) is skipped.
+RULES: dict[str, Rule] = {
+    "seed": non_negative(int),
+    "threads": positive(int, nullable=True),
+    "data.scale": one_of(SCALES),
+    "data.batch_size": positive(int),
+    "data.val_fraction": fraction(what="a fraction of the training set"),
+    "data.test_fraction": fraction(low_open=True, what="a fraction of the data"),
+    "data.subset": positive(int, nullable=True),
+    "data.num_samples": Rule(int, "an integer ≥ 100", lambda v: v >= 100),
+    "data.generator_seed": non_negative(int),
+    "data.data_seed": non_negative(int),
+    "data.download": Rule(bool, "true or false"),
+    "data.root": Rule(str, "a folder path, or null", nullable=True),
+    "architecture.depth": non_negative(int),
+    "architecture.width": positive(int),
+    "architecture.activation": one_of(ACTIVATIONS),
+    "architecture.channels": Rule(list, "a non-empty list of positive integers", _positive_int_list),
+    "architecture.kernel_size": Rule(int, "an odd positive integer", lambda v: v > 0 and v % 2 == 1),
+    "architecture.hidden": positive(int),
+    "init.std": positive(),
+    "init.gain": positive(),
+    "norm.groups": positive(int),
+    "norm.eps": positive(),
+    "norm.momentum": fraction(low_open=True, high_open=False),
+    "dropout.p": fraction(what="a drop probability"),
+    "optimizer.lr": positive(),
+    "optimizer.weight_decay": non_negative(),
+    "optimizer.decay_norm_and_bias": Rule(bool, "true or false"),
+    "optimizer.momentum": fraction(),
+    "optimizer.alpha": fraction(),
+    "optimizer.eps": positive(),
+    "optimizer.betas": Rule(list, "a list of two numbers in [0, 1), e.g. [0.9, 0.999]", _betas),
+    "scheduler.gamma": fraction(low_open=True, high_open=False),
+    "scheduler.step_size": positive(int),
+    "scheduler.eta_min": non_negative(),
+    "scheduler.pct_start": fraction(low_open=True),
+    "scheduler.div_factor": positive(),
+    "scheduler.final_div_factor": positive(),
+    "scheduler.monitor": one_of(METRICS),
+    "scheduler.mode": one_of(MODES),
+    "scheduler.factor": fraction(low_open=True),
+    "scheduler.patience": non_negative(int),
+    "scheduler.min_lr": non_negative(),
+    "scheduler.warmup_fraction": fraction(),
+    "scheduler.start_factor": fraction(low_open=True, high_open=False),
+    "clip.max_norm": positive(),
+    "clip.max_value": positive(),
+    "regularization.l1": non_negative(),
+    "regularization.l2": non_negative(),
+    "callbacks.early_stopping.enabled": Rule(bool, "true or false"),
+    "callbacks.early_stopping.monitor": one_of(METRICS),
+    "callbacks.early_stopping.mode": one_of(MODES),
+    "callbacks.early_stopping.patience": non_negative(int),
+    "callbacks.early_stopping.min_delta": non_negative(),
+    "callbacks.checkpoint.enabled": Rule(bool, "true or false"),
+    "callbacks.checkpoint.monitor": one_of(METRICS),
+    "callbacks.checkpoint.mode": one_of(MODES),
+    "callbacks.divergence.enabled": Rule(bool, "true or false"),
+    "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
+    "logger.mode": one_of(("auto", "online", "offline", "disabled")),
+    "logger.tags": Rule(list, "a list of strings"),
+    "trainer.max_epochs": positive(int),
+    "trainer.check_val_every_n_epoch": positive(int),
+}
+
+# Metrics a monitor can only see when there is a validation split.
+VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callbacks.checkpoint.monitor")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value in ``cfg`` against RULES; raise one ConfigError listing all problems."""
+    problems = [
+        f"{key}={_show(value)} is not allowed: {why}; {key} must be {rule.allowed}."
+        for key, rule in RULES.items()
+        if (value := _lookup(cfg, key)) is not _MISSING and (why := rule.problem(value))
+    ]
+    problems += _cross_checks(cfg)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _cross_checks(cfg: DictConfig) -> list[str]:
+    problems = []
+    no_val = _lookup(cfg, "data.val_fraction") == 0
+    for key in VAL_MONITORS:
+        if no_val and _lookup(cfg, key) in ("val/loss", "val/acc") and _enabled(cfg, key):
+            problems.append(
+                f"{key}={_lookup(cfg, key)} needs a validation split, but data.val_fraction=0; "
+                f"set data.val_fraction > 0 or monitor a train/ metric."
+            )
+    return problems
+
+
+def _enabled(cfg: DictConfig, key: str) -> bool:
+    parent = key.rsplit(".", 1)[0]
+    return _lookup(cfg, parent + ".enabled") is not False
+
+
+_MISSING = object()
+
+
+def _lookup(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False)
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,64 @@
+"""What every run leaves behind: ``metrics.json`` (written atomically) and the closing results table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to a temp file beside ``path``, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A run's metrics.json, or None when it has none yet."""
+    path = Path(run_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: tensors and numpy scalars to floats, NaN/Inf to strings JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def print_summary(metrics: dict[str, Any]) -> None:
+    """The closing table: status, test accuracy, best val accuracy, epochs, wall time and run dir."""
+    from rich.console import Console
+    from rich.table import Table
+
+    best = metrics.get("best", {})
+    rows = [
+        ("status", metrics["status"]),
+        ("test accuracy", _fmt(metrics.get("test", {}).get("test/acc"))),
+        ("test loss", _fmt(metrics.get("test", {}).get("test/loss"))),
+        ("best val accuracy", f"{_fmt(best.get('val/acc'))} (epoch {best.get('val/acc_epoch', '-')})"),
+        ("epochs", str(metrics.get("epochs", "-"))),
+        ("wall time", f"{metrics.get('wall_time_s', 0):.1f} s"),
+        ("run dir", str(metrics.get("run_dir", ""))),
+    ]
+    table = Table(title=f"tricklab · {metrics.get('name', '')}", show_header=False)
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,199 @@
+"""The Hydra entry point: compose the config, build data, model and trainer, fit, test, record results.
+
+Heavy libraries (torch, Lightning, W&B) are imported inside ``run`` so ``--help``, ``--cfg`` and config
+errors come back in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from tricklab.config import CONF_DIR, register_resolvers, validate
+from tricklab.errors import TricklabError
+from tricklab.results import HISTORY_FILE, METRICS_FILE, write_json_atomic
+
+# Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
+TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip",
+                "regularization", "trainer", "experiment")
+
+
+@dataclass
+class RunContext:
+    """Where a run writes and how it is named, taken from Hydra (or given by a test)."""
+
+    run_dir: Path
+    choices: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    group: str | None = None
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Train and test one configuration; returns (and writes) the run's metrics.json content."""
+    validate(cfg)
+    _set_threads(cfg.threads)
+    import pytorch_lightning as pl
+
+    from tricklab.data.datamodule import TensorDataModule
+    from tricklab.models import build_model
+    from tricklab.module import ClassifierModule
+
+    started = time.perf_counter()
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    datamodule = TensorDataModule(plain["data"], Path(cfg.paths.data_dir), cfg.seed)
+    model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"],
+                        datamodule.input_shape, datamodule.num_classes)
+    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
+    name = cfg.name or _run_name(ctx)
+    record: dict[str, Any] = {
+        "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
+        "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
+        "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
+        "sizes": datamodule.sizes(),
+    }
+    write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+
+    trainer, parts = _build_trainer(cfg, plain, ctx, name, record)
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        diverged = parts["guard"] is not None and parts["guard"].diverged_at_step is not None
+        use_best = cfg.callbacks.early_stopping.enabled and parts["checkpoint"] is not None and not diverged
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
+        record["status"] = "diverged" if diverged else "completed"
+        record["diverged_at_step"] = parts["guard"].diverged_at_step if diverged else None
+        record["test"] = tested[0] if tested else {}
+        record["test_weights"] = "best" if use_best else "final"
+    except (KeyboardInterrupt, SystemExit):
+        record["status"] = "interrupted"
+        raise
+    except Exception as err:
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        _finish_record(record, parts["history"], trainer, started, cfg)
+        write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+        if parts["wandb"]:
+            from tricklab.loggers import finish_wandb
+
+            finish_wandb(_flat_summary(record))
+    return record
+
+
+def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, record: dict[str, Any]):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+
+    from tricklab.callbacks.divergence import DivergenceGuard
+    from tricklab.callbacks.history import HistoryWriter
+    from tricklab.loggers import build_logger
+
+    cb = cfg.callbacks
+    history = HistoryWriter(ctx.run_dir / HISTORY_FILE)
+    guard = DivergenceGuard() if cb.divergence.enabled else None
+    checkpoint = None
+    if cb.checkpoint.enabled:
+        checkpoint = ModelCheckpoint(dirpath=ctx.run_dir / "checkpoints", monitor=cb.checkpoint.monitor,
+                                     mode=cb.checkpoint.mode, save_last=True, filename="best-epoch{epoch:03d}",
+                                     auto_insert_metric_name=False)
+    callbacks = [history, guard, checkpoint]
+    if cb.early_stopping.enabled:
+        es = cb.early_stopping
+        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
+    if cb.progress_bar == "rich":
+        callbacks.append(RichProgressBar())
+    elif cb.progress_bar == "tqdm":
+        callbacks.append(TQDMProgressBar())
+
+    tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
+    wandb_config = {**ctx.choices, "seed": cfg.seed, "overrides": ctx.overrides, "config": plain}
+    logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
+    t = cfg.trainer
+    clip = cfg.clip
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        precision=t.precision, deterministic=t.deterministic,
+        limit_train_batches=t.limit_train_batches, check_val_every_n_epoch=t.check_val_every_n_epoch,
+        limit_val_batches=0 if cfg.data.val_fraction == 0 else t.limit_val_batches,
+        gradient_clip_val={"norm": clip.get("max_norm"), "value": clip.get("max_value")}.get(clip.name),
+        gradient_clip_algorithm=clip.name if clip.name in ("norm", "value") else None,
+        callbacks=[c for c in callbacks if c is not None], logger=logger or False,
+        enable_checkpointing=checkpoint is not None, enable_progress_bar=cb.progress_bar != "none",
+        default_root_dir=str(ctx.run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
+    )
+    from pytorch_lightning.loggers import WandbLogger
+
+    parts = {"history": history, "guard": guard, "checkpoint": checkpoint,
+             "wandb": isinstance(logger, WandbLogger)}
+    return trainer, parts
+
+
+def _finish_record(record: dict[str, Any], history, trainer, started: float, cfg: DictConfig) -> None:
+    record["epochs"] = len(history.rows)
+    record["steps"] = trainer.global_step
+    record["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record["final"] = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if "/" in k or k in
+                       ("lr", "grad_norm")}
+    best = {}
+    for key, mode in (("val/acc", "max"), ("val/loss", "min"), ("train/loss", "min")):
+        found = history.best(key, mode)
+        if found:
+            best[key], best[f"{key}_epoch"] = found
+    record["best"] = best
+
+
+def _flat_summary(record: dict[str, Any]) -> dict[str, Any]:
+    summary = {"status": record["status"], "epochs": record.get("epochs"), "wall_time_s": record.get("wall_time_s")}
+    summary.update({f"best/{k}": v for k, v in record.get("best", {}).items()})
+    summary.update(record.get("test", {}))
+    return summary
+
+
+def _run_name(ctx: RunContext) -> str:
+    if ctx.overrides:
+        return ",".join(o for o in ctx.overrides if not o.startswith(("hydra", "paths", "logger")))
+    return "-".join(ctx.choices.get(g, "") for g in ("data", "architecture", "optimizer")) or "run"
+
+
+def _set_threads(threads: int | None) -> None:
+    """torch threads: the configured count, else OMP_NUM_THREADS, else every core we may use."""
+    import torch
+
+    count = threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(count)
+
+
+def context_from_hydra() -> RunContext:
+    """The RunContext of the job Hydra is running now."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    choices = {g: str(c) for g, c in hc.runtime.choices.items() if g in TRICK_GROUPS and c is not None}
+    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
+    return RunContext(Path(hc.runtime.output_dir), choices, list(hc.overrides.task), group)
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    """``python train.py [overrides]``: one run; returns the test accuracy (what a sweeper optimises)."""
+    try:
+        record = run(cfg, context_from_hydra())
+    except TricklabError as err:
+        print(f"tricklab: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    from tricklab.results import print_summary
+
+    print_summary(record)
+    return record.get("test", {}).get("test/acc")

@@ -1,0 +1,1 @@
+"""The tricks themselves: one module per kind (init, norm, optimizers, schedules, regularization)."""

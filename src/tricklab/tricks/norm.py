@@ -1,0 +1,58 @@
+"""Normalisation: the layer that follows each weight layer, or weight normalisation of the weights.
+
+- batch: y = γ(x-μ_B)/√(σ²_B+ε)+β, statistics over the batch (and positions) per channel
+- layer: the same with statistics over each sample's features (channels and positions)
+- group: statistics over each sample's groups of channels (GroupNorm)
+- weight: no layer; w = g·v/‖v‖ per output unit (torch's weight_norm parametrization)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tricklab.errors import ConfigError
+
+NORMS = ("none", "batch", "layer", "group", "weight")
+# Norm layers with a learned shift β make the bias of the weight layer before them redundant.
+SHIFTING_NORMS = ("batch", "layer", "group")
+WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+def make_norm(cfg: dict[str, Any], channels: int, dims: int) -> nn.Module | None:
+    """The norm layer for ``channels`` features of a dense (dims=0) or conv (dims=1, 2) layer output."""
+    name = cfg["name"]
+    if name not in NORMS:
+        raise ConfigError(f"norm={name} is unknown; known norms: {', '.join(NORMS)}.")
+    eps = cfg.get("eps", 1e-5)
+    if name == "batch":
+        batch_norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        return batch_norm(channels, eps=eps, momentum=cfg.get("momentum", 0.1))
+    if name == "layer":
+        return nn.LayerNorm(channels, eps=eps) if dims == 0 else nn.GroupNorm(1, channels, eps=eps)
+    if name == "group":
+        return nn.GroupNorm(largest_divisor(channels, cfg["groups"]), channels, eps=eps)
+    return None
+
+
+def largest_divisor(channels: int, at_most: int) -> int:
+    """The largest number of groups ≤ ``at_most`` that divides ``channels``."""
+    return max(g for g in range(1, min(at_most, channels) + 1) if channels % g == 0)
+
+
+def apply_weight_norm(model: nn.Module) -> nn.Module:
+    """Reparametrise every Linear/Conv weight as w = g·v/‖v‖ (g starts at ‖w‖, so w is unchanged)."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    for module in list(model.modules()):
+        if isinstance(module, WEIGHT_LAYERS):
+            weight_norm(module)
+    return model
+
+
+def is_norm_layer(module: nn.Module) -> bool:
+    """True for the layers ``make_norm`` creates."""
+    return isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm))
+
+

@@ -1,0 +1,60 @@
+"""Optimizers by name, with weight decay that can skip norm parameters and biases.
+
+The YAML of each optimizer holds its update rule; every key but ``name`` and ``decay_norm_and_bias``
+is passed to the torch.optim class, so a new hyper-parameter needs no code.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from tricklab.errors import ConfigError
+
+# name -> (torch class, fixed arguments that make the variant)
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {}),
+    "nesterov": (torch.optim.SGD, {"nesterov": True}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+}
+OWN_KEYS = ("name", "decay_norm_and_bias")
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """One group with weight decay, and one without for biases and norm gains/shifts (tensors of ndim ≤ 1)
+    unless ``decay_norm_and_bias``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias or weight_decay == 0:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
+            if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer ``cfg['name']`` over ``model``'s parameters with the hyper-parameters in ``cfg``."""
+    name = cfg["name"]
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer={name} is unknown; known optimizers: {', '.join(OPTIMIZERS)}.")
+    cls, fixed = OPTIMIZERS[name]
+    options = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
+    allowed = [p for p in inspect.signature(cls).parameters if p not in ("params", "self")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"optimizer={name} ({cls.__name__}) has no option {', '.join(unknown)}; "
+            f"its options are {', '.join(allowed)} (and decay_norm_and_bias)."
+        )
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    weight_decay = options.pop("weight_decay", 0.0)
+    groups = param_groups(model, weight_decay, cfg.get("decay_norm_and_bias", False))
+    return cls(groups, **options, **fixed)

@@ -1,0 +1,61 @@
+"""Learning-rate schedules, as Lightning ``lr_scheduler`` configs (stepped per epoch or per step).
+
+- exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋ (epochs)
+- cosine: η_min + (lr_0-η_min)(1+cos(πt/T))/2     - plateau: lr·factor after `patience` flat epochs
+- onecycle (steps): warm-up to lr_0, cosine down  - warmup_cosine (steps): linear warm-up, then cosine
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.optim import lr_scheduler
+
+from tricklab.errors import ConfigError
+
+SCHEDULES = ("none", "exponential", "step", "cosine", "onecycle", "plateau", "warmup_cosine")
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int
+) -> dict[str, Any] | None:
+    """The Lightning scheduler config for ``cfg['name']``, or None for a constant learning rate."""
+    name = cfg["name"]
+    if name not in SCHEDULES:
+        raise ConfigError(f"scheduler={name} is unknown; known schedules: {', '.join(SCHEDULES)}.")
+    if name == "none":
+        return None
+    if name == "exponential":
+        return {"scheduler": lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "interval": "epoch"}
+    if name == "step":
+        sched = lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+        return {"scheduler": sched, "interval": "epoch"}
+    if name == "cosine":
+        sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"])
+        return {"scheduler": sched, "interval": "epoch"}
+    if name == "plateau":
+        sched = lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=cfg["mode"], factor=cfg["factor"], patience=cfg["patience"], min_lr=cfg["min_lr"]
+        )
+        return {"scheduler": sched, "interval": "epoch", "monitor": cfg["monitor"]}
+    if name == "onecycle":
+        sched = lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
+            pct_start=cfg["pct_start"], div_factor=cfg["div_factor"], final_div_factor=cfg["final_div_factor"],
+        )
+        return {"scheduler": sched, "interval": "step"}
+    return {"scheduler": _warmup_cosine(optimizer, cfg, total_steps), "interval": "step"}
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> lr_scheduler.LRScheduler:
+    warmup = max(1, round(cfg["warmup_fraction"] * total_steps))
+    decay = max(1, total_steps - warmup)
+    return lr_scheduler.SequentialLR(
+        optimizer,
+        [
+            lr_scheduler.LinearLR(optimizer, start_factor=cfg["start_factor"], total_iters=warmup),
+            lr_scheduler.CosineAnnealingLR(optimizer, T_max=decay, eta_min=cfg["eta_min"]),
+        ],
+        milestones=[warmup],
+    )
