@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, register_resolvers, validate
 from tricklab.errors import TricklabError
-from tricklab.results import HISTORY_FILE, METRICS_FILE, write_json_atomic
+from tricklab.results import METRICS_FILE, write_json_atomic
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip",
@@ -40,8 +40,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     validate(cfg)
     _set_threads(cfg.threads)
     import pytorch_lightning as pl
+    from pytorch_lightning.loggers import WandbLogger
 
+    from tricklab.callbacks import build_callbacks
     from tricklab.data.datamodule import TensorDataModule
+    from tricklab.loggers import finish_wandb
     from tricklab.models import build_model
     from tricklab.module import ClassifierModule
 
@@ -62,14 +65,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     }
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
 
-    trainer, parts = _build_trainer(cfg, plain, ctx, name, record)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir)
+    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
+    guard = callbacks.guard
     try:
         trainer.fit(module, datamodule=datamodule)
-        diverged = parts["guard"] is not None and parts["guard"].diverged_at_step is not None
-        use_best = cfg.callbacks.early_stopping.enabled and parts["checkpoint"] is not None and not diverged
+        diverged = guard is not None and guard.diverged_at_step is not None
+        use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
         tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
         record["status"] = "diverged" if diverged else "completed"
-        record["diverged_at_step"] = parts["guard"].diverged_at_step if diverged else None
+        record["diverged_at_step"] = guard.diverged_at_step if diverged else None
         record["test"] = tested[0] if tested else {}
         record["test_weights"] = "best" if use_best else "final"
     except (KeyboardInterrupt, SystemExit):
@@ -79,45 +84,23 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         raise
     finally:
-        _finish_record(record, parts["history"], trainer, started, cfg)
+        _finish_record(record, callbacks.history, trainer, started)
         write_json_atomic(ctx.run_dir / METRICS_FILE, record)
-        if parts["wandb"]:
-            from tricklab.loggers import finish_wandb
-
+        if isinstance(logger, WandbLogger):
             finish_wandb(_flat_summary(record))
     return record
 
 
-def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, record: dict[str, Any]):
+def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks):
+    """The Lightning Trainer for ``cfg.trainer`` and ``cfg.clip``, with the run's callbacks and logger."""
     import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
-    from tricklab.callbacks.divergence import DivergenceGuard
-    from tricklab.callbacks.history import HistoryWriter
     from tricklab.loggers import build_logger
-
-    cb = cfg.callbacks
-    history = HistoryWriter(ctx.run_dir / HISTORY_FILE)
-    guard = DivergenceGuard() if cb.divergence.enabled else None
-    checkpoint = None
-    if cb.checkpoint.enabled:
-        checkpoint = ModelCheckpoint(dirpath=ctx.run_dir / "checkpoints", monitor=cb.checkpoint.monitor,
-                                     mode=cb.checkpoint.mode, save_last=True, filename="best-epoch{epoch:03d}",
-                                     auto_insert_metric_name=False)
-    callbacks = [history, guard, checkpoint]
-    if cb.early_stopping.enabled:
-        es = cb.early_stopping
-        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta))
-    if cb.progress_bar == "rich":
-        callbacks.append(RichProgressBar())
-    elif cb.progress_bar == "tqdm":
-        callbacks.append(TQDMProgressBar())
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
     wandb_config = {**ctx.choices, "seed": cfg.seed, "overrides": ctx.overrides, "config": plain}
     logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
-    t = cfg.trainer
-    clip = cfg.clip
+    t, clip = cfg.trainer, cfg.clip
     trainer = pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         precision=t.precision, deterministic=t.deterministic,
@@ -125,18 +108,15 @@ def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name
         limit_val_batches=0 if cfg.data.val_fraction == 0 else t.limit_val_batches,
         gradient_clip_val={"norm": clip.get("max_norm"), "value": clip.get("max_value")}.get(clip.name),
         gradient_clip_algorithm=clip.name if clip.name in ("norm", "value") else None,
-        callbacks=[c for c in callbacks if c is not None], logger=logger or False,
-        enable_checkpointing=checkpoint is not None, enable_progress_bar=cb.progress_bar != "none",
+        callbacks=callbacks.all(), logger=logger or False,
+        enable_checkpointing=callbacks.checkpoint is not None, enable_progress_bar=cfg.callbacks.progress_bar != "none",
+        enable_model_summary=cfg.callbacks.progress_bar != "none",
         default_root_dir=str(ctx.run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
     )
-    from pytorch_lightning.loggers import WandbLogger
-
-    parts = {"history": history, "guard": guard, "checkpoint": checkpoint,
-             "wandb": isinstance(logger, WandbLogger)}
-    return trainer, parts
+    return trainer, logger
 
 
-def _finish_record(record: dict[str, Any], history, trainer, started: float, cfg: DictConfig) -> None:
+def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:
     record["epochs"] = len(history.rows)
     record["steps"] = trainer.global_step
     record["wall_time_s"] = round(time.perf_counter() - started, 3)
