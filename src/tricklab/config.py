@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tricklab.errors import ConfigError
+from tricklab.sweeps.naming import job_dirname, sweep_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -27,8 +28,11 @@ MODES = ("min", "max")
 
 
 def register_resolvers() -> None:
-    """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from."""
+    """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from;
+    ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.sweeps.naming."""
     OmegaConf.register_new_resolver("tricklab_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("tricklab_sweep_dir", sweep_dir, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("tricklab_job_dirname", job_dirname, replace=True)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def _betas(v: Any) -> bool:
 RULES: dict[str, Rule] = {
     "seed": non_negative(int),
     "threads": positive(int, nullable=True),
+    "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
     "data.scale": one_of(SCALES),
     "data.batch_size": positive(int),
     "data.val_fraction": fraction(what="a fraction of the training set"),

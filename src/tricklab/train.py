@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, register_resolvers, validate
 from tricklab.errors import TricklabError
-from tricklab.results import METRICS_FILE, write_json_atomic
+from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.sweeps.manifest import job_status
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip",
@@ -139,16 +140,17 @@ def _flat_summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def _run_name(ctx: RunContext) -> str:
     if ctx.overrides:
-        return ",".join(o for o in ctx.overrides if not o.startswith(("hydra", "paths", "logger")))
+        return ",".join(o for o in ctx.overrides if not o.startswith(("hydra", "paths", "logger", "resume")))
     return "-".join(ctx.choices.get(g, "") for g in ("data", "architecture", "optimizer")) or "run"
 
 
 def _set_threads(threads: int | None) -> None:
-    """torch threads: the configured count, else OMP_NUM_THREADS, else every core we may use."""
+    """torch threads: the configured count, else OMP_NUM_THREADS, else every core we may use; never more than
+    the cores we may use (a sweep worker owns only its share of them)."""
     import torch
 
-    count = threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or len(os.sched_getaffinity(0))
-    torch.set_num_threads(count)
+    cores = len(os.sched_getaffinity(0))
+    torch.set_num_threads(min(threads or int(os.environ.get("OMP_NUM_THREADS", 0)) or cores, cores))
 
 
 def context_from_hydra() -> RunContext:
@@ -168,8 +170,12 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns the test accuracy (what a sweeper optimises)."""
+    ctx = context_from_hydra()
+    if ctx.group is not None and job_status(ctx.run_dir) == "completed":  # a resumed sweep, any launcher
+        print(f"tricklab: {ctx.run_dir} already completed; skipped.")
+        return read_metrics(ctx.run_dir).get("test", {}).get("test/acc")
     try:
-        record = run(cfg, context_from_hydra())
+        record = run(cfg, ctx)
     except TricklabError as err:
         print(f"tricklab: error: {err}", file=sys.stderr)
         sys.exit(2)

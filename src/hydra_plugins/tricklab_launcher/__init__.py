@@ -1,0 +1,1 @@
+"""tricklab's Hydra launcher plugin (Hydra finds plugins only in the ``hydra_plugins`` namespace package)."""

@@ -1,0 +1,91 @@
+"""What a sweep knows about its jobs: each job's status (from its metrics.json) and ``sweep.json``.
+
+``sweep.json`` in the sweep folder holds the command(s) that launched the sweep, its overrides and one entry
+per job (overrides, folder, status, device, worker pid, times, error, return value). It is rewritten atomically
+each time a job starts or ends, so it is always a complete, readable file.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.sweeps.messages import OUTPUT_LOG
+
+MANIFEST_FILE = "sweep.json"
+# Statuses a job ends with; "failed" is the one that makes the sweep exit non-zero.
+FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted")
+
+
+def job_status(job_dir: Path) -> str | None:
+    """The status in a job's metrics.json, or None when it has none."""
+    try:
+        record = read_metrics(job_dir)
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record.get("status") if record else None
+
+
+def mark_failed(job_dir: Path, error: str) -> None:
+    """Record a job that died before it could record itself: status failed and the error, in its metrics.json."""
+    record = read_metrics(job_dir) or {"run_dir": str(job_dir)}
+    record.update(status="failed", error=error)
+    write_json_atomic(job_dir / METRICS_FILE, record)
+
+
+class SweepManifest:
+    """``sweep.json``: the sweep's launches and jobs; a resumed sweep keeps the earlier launches' entries."""
+
+    def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
+        self.path = sweep_dir / MANIFEST_FILE
+        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.data: dict[str, Any] = {
+            "sweep_dir": str(sweep_dir),
+            "overrides": overrides,
+            "launches": [*old.get("launches", []), {"command": shlex.join(sys.argv), "started": _now()}],
+            "jobs": {},
+        }
+        self.earlier: dict[str, dict[str, Any]] = old.get("jobs", {})
+
+    def add(self, num: int, overrides: list[str], job_dir: Path, status: str = "pending", **fields: Any) -> None:
+        self.data["jobs"][str(num)] = {"overrides": overrides, "dir": job_dir.name, "status": status, **fields}
+
+    def update(self, num: int, **fields: Any) -> None:
+        self.data["jobs"][str(num)].update(fields)
+        self.write()
+
+    def earlier_value(self, job_dir: Path) -> Any:
+        """The return value an earlier launch recorded for the job in ``job_dir``."""
+        return next((j.get("value") for j in self.earlier.values() if j.get("dir") == job_dir.name), None)
+
+    def write(self) -> None:
+        jobs = self.data["jobs"].values()
+        self.data["counts"] = {s: sum(j["status"] == s for j in jobs) for s in ("pending", "running", *FINAL_STATUSES)}
+        self.data["updated"] = _now()
+        write_json_atomic(self.path, self.data)
+
+    def summary(self) -> str:
+        """Counts by status, then one line per job that did not complete: status, overrides, log file."""
+        jobs = self.data["jobs"].values()
+        counts = {s: sum(j["status"] == s for j in jobs) for s in FINAL_STATUSES}
+        skipped = sum(bool(j.get("skipped")) for j in jobs)
+        lines = [f"Sweep {self.data['sweep_dir']}: {len(jobs)} jobs, {counts['completed']} completed"
+                 f"{f' ({skipped} skipped: completed earlier)' if skipped else ''}, {counts['diverged']} diverged, "
+                 f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted" if counts["interrupted"]
+                                                 else "")]
+        for job in jobs:
+            if job["status"] != "completed":
+                log = Path(self.data["sweep_dir"]) / job["dir"] / OUTPUT_LOG
+                error = f"  ({job['error']})" if job.get("error") else ""
+                lines.append(f"  {job['status']:<9} {' '.join(job['overrides'])}  log: {log}{error}")
+        lines.append(f"Manifest: {self.path}")
+        return "\n".join(lines)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

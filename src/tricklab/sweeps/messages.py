@@ -1,0 +1,45 @@
+"""What the pool and a worker process say to each other (pickled over their socket)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+# A job's stdout and stderr, in its folder.
+OUTPUT_LOG = "output.log"
+
+
+@dataclass
+class Setup:
+    """Sent once to each worker: what to run and Hydra's context for ``run_job``."""
+
+    task_module: str
+    task_name: str
+    job_name: str
+    hydra_context: Any
+
+
+@dataclass
+class JobOrder:
+    """One job to run: its number, its resolved sweep config and its folder."""
+
+    num: int
+    config: DictConfig
+    job_dir: Path
+
+
+@dataclass
+class JobOutcome:
+    """What a worker reports back: Hydra's return value, or the error that ended the job."""
+
+    num: int
+    ok: bool
+    value: Any
+    error: str | None
+    pid: int
+    device: str
+    started: float
+    ended: float

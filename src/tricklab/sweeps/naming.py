@@ -1,0 +1,71 @@
+"""Where a sweep and its jobs live: a fresh, collision-proof sweep folder and job folders named from overrides.
+
+Both are OmegaConf resolvers (registered by ``tricklab.config.register_resolvers``) used in conf/hydra/default.yaml.
+Only the standard library is imported here: the resolvers are registered on every start, ``--help`` included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from tricklab.errors import ConfigError
+
+# Longest job folder name kept as is; longer ones are cut and get a hash of the full name (NAME_MAX is 255).
+MAX_DIRNAME = 120
+# Characters an override may keep in a folder name; everything else (a "/" above all) is %-escaped.
+SAFE_CHARS = "=,.-_+[]:@"
+DEFAULT_JOB = "defaults"
+
+_fresh_dirs: dict[str, str] = {}
+
+
+def sweep_dir(resume: str | None, base: str) -> str:
+    """``resume`` when given (it must exist), else a new folder ``<base>/<date>_<time>_<6 hex>``.
+
+    The new folder is created here with ``mkdir(exist_ok=False)``, retrying on a clash, so two sweeps started in
+    the same second never share a folder. One process always gets the same folder for one ``base``.
+    """
+    if resume is not None:
+        return _existing(resume)
+    if base not in _fresh_dirs:
+        _fresh_dirs[base] = _create_fresh(Path(base))
+    return _fresh_dirs[base]
+
+
+def _existing(resume: str) -> str:
+    path = Path(resume).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            f"resume={resume} is not an existing folder; resume must be the folder of an earlier sweep "
+            f"(outputs/multirun/<date>_<time>_<suffix>), whose completed jobs are then skipped."
+        )
+    return str(path)
+
+
+def _create_fresh(base: Path) -> str:
+    base.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = base / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return str(path)
+
+
+def job_dirname(override_dirname: str) -> str:
+    """The folder of a job: its overrides (``init=he,norm=batch,seed=0``), %-escaped, hashed when very long.
+
+    The same overrides always give the same name, so re-running a sweep command finds each job's folder again.
+    """
+    if not override_dirname:
+        return DEFAULT_JOB
+    name = quote(override_dirname, safe=SAFE_CHARS)
+    if len(name) <= MAX_DIRNAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+    return f"{name[: MAX_DIRNAME - 13]}~{digest}"

@@ -1,0 +1,92 @@
+"""The worker pool of a local sweep: one process per slot, jobs handed to whichever worker is idle.
+
+Written here rather than taken from joblib/loky or submitit: loky reuses workers without resetting them and
+knows nothing of GPUs, submitit's local executor gives every job GPU 0. Workers are plain subprocesses
+(``python -m tricklab.sweeps.worker``) talking over a socket pair, so their environment is set before Python
+starts and the sweep script is never re-imported in them. A worker that dies is replaced (same slot) and its
+job reported as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+
+from tricklab.sweeps.devices import Slot
+from tricklab.sweeps.messages import JobOrder, JobOutcome, Setup
+
+STOP_GRACE_S = 10.0
+
+
+class Worker:
+    """A worker process owning one slot, and the job it is running (None when idle)."""
+
+    def __init__(self, slot: Slot, setup: Setup) -> None:
+        self.slot = slot
+        ours, theirs = socket.socketpair()
+        cmd = [sys.executable, "-m", "tricklab.sweeps.worker", str(theirs.fileno()),
+               ",".join(map(str, slot.cores))]
+        self.process = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env={**os.environ, **slot.env()})
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send(setup)
+        self.order: JobOrder | None = None
+        self.started = 0.0
+
+    def give(self, order: JobOrder) -> None:
+        self.order, self.started = order, time.time()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a dead worker: collect() reports it
+            self.conn.send(order)
+
+    def collect(self) -> JobOutcome:
+        """The outcome of the running job; a failed one naming the exit code when the process died."""
+        order, self.order = self.order, None
+        try:
+            return self.conn.recv()
+        except (EOFError, ConnectionResetError):
+            code = self.process.wait()
+            return JobOutcome(order.num, False, None, f"the worker process died (exit code {code}) during the job",
+                              self.process.pid, self.slot.device, self.started, time.time())
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Close the connection (the worker then exits); kill it if it has not within the grace time."""
+        self.conn.close()
+        try:
+            self.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def run_all(orders: Sequence[JobOrder], slots: Sequence[Slot], setup: Setup,
+            on_start: Callable[[JobOrder, Slot], None], on_done: Callable[[JobOrder, JobOutcome], None]) -> None:
+    """Run every order on ``min(len(slots), len(orders))`` workers; call back as each job starts and ends."""
+    pending = deque(orders)
+    workers = [Worker(slot, setup) for slot in slots[: len(orders)]]
+    try:
+        while pending or any(w.order for w in workers):
+            for worker in workers:
+                if worker.order is None and pending:
+                    worker.give(pending.popleft())
+                    on_start(worker.order, worker.slot)
+            busy = {w.conn: w for w in workers if w.order is not None}
+            for conn in wait(list(busy)):
+                worker = busy[conn]
+                order = worker.order
+                on_done(order, worker.collect())
+                if not worker.alive:
+                    workers[workers.index(worker)] = Worker(worker.slot, setup)
+    finally:
+        for worker in workers:
+            worker.stop()

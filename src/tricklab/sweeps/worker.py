@@ -1,0 +1,126 @@
+"""One worker process of a local sweep: ``python -m tricklab.sweeps.worker <socket fd> <cores>``.
+
+The pool starts it with its slot's environment (GPU, threads) already set, so CUDA and OpenMP see only what
+the worker owns from the first import. It then runs jobs one after another, each through Hydra's ``run_job``
+as the basic launcher does, paying Python's and torch's start-up once. Between jobs it resets what a job could
+leave behind: the environment, an open W&B run, cached CUDA memory (seeds are set by every run itself).
+A job's stdout and stderr go to ``<job dir>/output.log``. When the pool's end of the socket closes (the sweep
+ended, or its process died) the worker exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import inspect
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from tricklab.sweeps.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
+
+
+def main(argv: list[str]) -> None:
+    """Own the given cores, then serve jobs until the pool closes the connection."""
+    conn = Connection(int(argv[1]))
+    if len(argv) > 2:
+        os.sched_setaffinity(0, [int(c) for c in argv[2].split(",")])
+    setup: Setup = conn.recv()
+    task = load_task(setup.task_module, setup.task_name)
+    from hydra.core.utils import JobRuntime, setup_globals
+
+    setup_globals()
+    JobRuntime.instance().set("name", setup.job_name)
+    while True:
+        try:
+            order: JobOrder = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(run_order(order, task, setup.hydra_context))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+def load_task(module: str, name: str):
+    """The task function by reference; the function under ``@hydra.main``'s wrapper."""
+    return inspect.unwrap(getattr(importlib.import_module(module), name))
+
+
+def run_order(order: JobOrder, task, hydra_context) -> JobOutcome:
+    """Run one job with its output in its folder; never raises for a job's own failure."""
+    from hydra.core.utils import JobStatus, run_job
+
+    started, env = time.time(), dict(os.environ)
+    order.job_dir.mkdir(parents=True, exist_ok=True)
+    ok, value, error = False, None, None
+    with _output_to(order.job_dir / OUTPUT_LOG):
+        try:
+            ret = run_job(hydra_context=hydra_context, task_function=task, config=order.config,
+                          job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+            ok = ret.status == JobStatus.COMPLETED
+            value = ret._return_value  # the return value, or the exception the task raised
+        except SystemExit as exit_:  # the task's own exit (tricklab: code 2 after a config error)
+            value = exit_
+        if not ok:
+            error = describe(value)
+            if isinstance(value, BaseException):
+                traceback.print_exception(value)
+            value = None
+        _reset(env)
+    return JobOutcome(order.num, ok, value, error, os.getpid(), _device(), started, time.time())
+
+
+def describe(err: Any) -> str:
+    """One line naming an error."""
+    if isinstance(err, SystemExit):  # tricklab exits 2 while handling a ConfigError: name that error
+        cause = f": {describe(err.__context__)}" if err.__context__ is not None else f"; see {OUTPUT_LOG}"
+        return f"the job exited with code {err.code}{cause}"
+    return f"{type(err).__name__}: {err}".strip()
+
+
+def _device() -> str:
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return f"cuda:{gpus}" if gpus else "cpu"
+
+
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (Python's and native code's) to ``path`` for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _reset(env: dict[str, str]) -> None:
+    """Leave nothing of the last job for the next: environment, W&B run, CUDA cache."""
+    os.environ.clear()
+    os.environ.update(env)
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
