@@ -58,11 +58,12 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                         datamodule.input_shape, datamodule.num_classes)
     module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
     name = cfg.name or _run_name(ctx)
+    resume_from = interrupted_checkpoint(ctx.run_dir)
     record: dict[str, Any] = {
         "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
-        "sizes": datamodule.sizes(),
+        "sizes": datamodule.sizes(), "resumed_from": resume_from,
     }
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
 
@@ -70,7 +71,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
     guard = callbacks.guard
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         diverged = guard is not None and guard.diverged_at_step is not None
         use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
         tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
@@ -90,6 +91,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if isinstance(logger, WandbLogger):
             finish_wandb(_flat_summary(record))
     return record
+
+
+def interrupted_checkpoint(run_dir: Path) -> str | None:
+    """The last checkpoint of an earlier attempt of this run that was cut short (killed, preempted, requeued),
+    to continue from; None for a new run or one that ended by itself (completed, diverged, failed)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() and job_status(run_dir) in ("running", "interrupted") else None
 
 
 def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks):

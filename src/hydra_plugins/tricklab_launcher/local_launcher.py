@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LocalLauncherConf:
-    _target_: str = "hydra_plugins.tricklab_launcher.local_launcher.LocalLauncher"
+    _target_: str = "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher"
     # Parallel worker processes. null: one per GPU, or 1 without GPUs. With GPUs at most one per GPU.
     workers: Any = None
     # GPU ids shared out one per worker; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
@@ -41,7 +41,7 @@ class JobFailed(CompactHydraException):
     """What Hydra's sweeper re-raises for a failed job, after the summary: exit 1 with one line, no traceback."""
 
 
-class LocalLauncher(Launcher):
+class WorkerPoolLauncher(Launcher):
     def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto") -> None:
         self.workers = workers
         self.gpus = gpus

@@ -32,7 +32,7 @@ def sweep_dir(resume: str | None, base: str) -> str:
     if resume is not None:
         return _existing(resume)
     if base not in _fresh_dirs:
-        _fresh_dirs[base] = _create_fresh(Path(base))
+        _fresh_dirs[base] = create_sweep_dir(Path(base))
     return _fresh_dirs[base]
 
 
@@ -46,7 +46,8 @@ def _existing(resume: str) -> str:
     return str(path)
 
 
-def _create_fresh(base: Path) -> str:
+def create_sweep_dir(base: Path) -> str:
+    """A new folder `<base>/<date>_<time>_<6 hex>`, created with mkdir(exist_ok=False), retrying on a clash."""
     base.mkdir(parents=True, exist_ok=True)
     while True:
         path = base / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"

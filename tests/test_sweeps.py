@@ -1,0 +1,189 @@
+"""Sweeps: device and core assignment, folder naming, the worker pool, and real multiruns in subprocesses
+(parallel CPU sweep with W&B groups; failing and diverging jobs; a sweep killed part-way then resumed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+from hydra import compose, initialize_config_dir
+from hydra._internal.callbacks import Callbacks
+from hydra.types import HydraContext
+from wandb_file import find_run_files, read_run
+
+from tricklab.config import CONF_DIR, PROJECT_ROOT
+from tricklab.errors import ConfigError
+from tricklab.sweeps.devices import Slot, plan_slots, split_cores, visible_gpus
+from tricklab.sweeps.manifest import MANIFEST_FILE
+from tricklab.sweeps.messages import JobOrder, Setup
+from tricklab.sweeps.naming import create_sweep_dir, job_dirname, sweep_dir
+from tricklab.sweeps.pool import run_all
+
+TESTS_DIR = Path(__file__).parent
+# Small, fast jobs: 300 MNIST-1D samples, 2 epochs, no progress bar.
+TINY = ["data.subset=300", "trainer.max_epochs=2", "callbacks.progress_bar=none"]
+
+
+def sweep_args(tmp_path: Path, data_dir: Path, *overrides: str) -> list[str]:
+    return ["-m", "hydra/launcher=local", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY,
+            *overrides]
+
+
+def only_sweep_dir(tmp_path: Path) -> Path:
+    (found,) = (tmp_path / "multirun").iterdir()
+    return found
+
+
+def read_manifest(sweep: Path) -> dict:
+    return json.loads((sweep / MANIFEST_FILE).read_text())
+
+
+def metrics_of(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+# --- which worker owns which device (fake device lists: no GPU needed) ---------------------------------------
+
+@pytest.mark.parametrize(("workers", "gpus", "expected"), [(None, ["0", "1", "2", "3"], 4), (2, ["4", "7"], 2),
+                                                          (1, ["0", "1"], 1)])
+def test_each_worker_owns_a_different_gpu(workers, gpus, expected):
+    slots = plan_slots(workers, gpus, list(range(16)))
+    assert len(slots) == expected
+    owned = [slot.gpus for slot in slots]
+    assert all(len(g) == 1 for g in owned) and len(set(owned)) == expected
+    assert {s.env()["CUDA_VISIBLE_DEVICES"] for s in slots} == {g for (g,) in owned}
+    cores = [c for slot in slots for c in slot.cores]
+    assert len(cores) == len(set(cores))  # disjoint core shares
+
+
+def test_more_workers_than_gpus_is_refused():
+    with pytest.raises(ConfigError, match="at most 2"):
+        plan_slots(3, ["0", "1"], [0, 1, 2, 3])
+
+
+def test_cpu_workers_split_the_cores_and_hide_gpus():
+    slots = plan_slots(3, [], list(range(8)))
+    assert [len(s.cores) for s in slots] == [3, 3, 2]
+    assert sorted(c for s in slots for c in s.cores) == list(range(8))
+    for slot in slots:
+        env = slot.env()
+        assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert env["OMP_NUM_THREADS"] == str(len(slot.cores))  # never more threads than cores
+    assert plan_slots(None, [], [0, 1]) == [Slot(gpus=(), cores=(0, 1))]
+
+
+def test_more_cpu_workers_than_cores_get_one_core_each():
+    assert split_cores([5, 6], 3) == [(5,), (6,), (5,)]
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
+    assert visible_gpus("auto") == ["2", "5"]
+    assert visible_gpus([0, 3]) == ["0", "3"]
+    assert visible_gpus([]) == []
+
+
+# --- folder names ------------------------------------------------------------------------------------------
+
+def test_job_folders_are_named_from_overrides_stably_and_safely():
+    assert job_dirname("init=he,norm=batch,seed=0") == "init=he,norm=batch,seed=0"
+    assert "/" not in job_dirname("data.root=/data/x,seed=1")
+    assert job_dirname("data.root=/data/x") != job_dirname("data.root=_data_x")
+    long_a, long_b = "x=" + "a" * 300, "x=" + "a" * 299 + "b"
+    assert len(job_dirname(long_a)) <= 120 and job_dirname(long_a) != job_dirname(long_b)
+    assert job_dirname(long_a) == job_dirname(long_a)
+
+
+def test_sweeps_started_in_the_same_second_get_different_folders(tmp_path):
+    made = {create_sweep_dir(tmp_path) for _ in range(20)}
+    assert len(made) == 20 and all(Path(p).is_dir() for p in made)
+    assert sweep_dir(None, str(tmp_path / "b")) == sweep_dir(None, str(tmp_path / "b"))  # stable in a process
+
+
+def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
+    assert sweep_dir(str(tmp_path), "ignored") == str(tmp_path.resolve())
+    with pytest.raises(ConfigError, match="resume="):
+        sweep_dir(str(tmp_path / "nope"), "ignored")
+
+
+# --- the worker pool ---------------------------------------------------------------------------------------
+
+def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeypatch):
+    from sweep_tasks import CRASHING_SEED
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]))
+    seeds = [0, 1, CRASHING_SEED, 2, 3, 4]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        orders = [JobOrder(i, compose("config", [f"seed={s}", f"hydra.sweep.dir={tmp_path}",
+                                                  f"hydra.sweep.subdir=job{i}"], return_hydra_config=True),
+                           tmp_path / f"job{i}") for i, s in enumerate(seeds)]
+    context = HydraContext(config_loader=None, callbacks=Callbacks())
+    slots = plan_slots(None, ["0", "1"], [0, 1])  # two fake GPUs: two workers
+    started, outcomes = {}, {}
+    run_all(orders, slots, Setup("sweep_tasks", "report_gpu", "test", context),
+            on_start=lambda order, slot: started.__setitem__(order.num, slot.device),
+            on_done=lambda order, outcome: outcomes.__setitem__(order.num, outcome))
+    assert sorted(outcomes) == list(range(len(seeds)))
+    crashed = outcomes[seeds.index(CRASHING_SEED)]
+    assert not crashed.ok and "died" in crashed.error
+    ok = [o for o in outcomes.values() if o is not crashed]
+    assert all(o.ok for o in ok)
+    assert all(f"cuda:{o.value}" == started[o.num] == o.device for o in ok)  # the job saw its worker's GPU
+    assert len({o.pid for o in ok}) >= 3  # the crashed worker was replaced by a new process
+    for a, b in combinations(outcomes.values(), 2):
+        if a.started < b.ended and b.started < a.ended:  # ran at the same time
+            assert a.device != b.device
+
+
+# --- real multiruns ----------------------------------------------------------------------------------------
+
+def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_path, data_dir):
+    result = run_cli(sweep_args(tmp_path, data_dir, "hydra.launcher.workers=2", "hydra.launcher.gpus=[]",
+                                "init=glorot,he", "seed=0,1", "logger=wandb", "logger.mode=offline"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep_dir(tmp_path)
+    job_dirs = {d.name: d for d in sweep.iterdir() if d.is_dir()}
+    assert set(job_dirs) == {f"data.subset=300,init={i},seed={s},trainer.max_epochs=2"
+                             for i in ("glorot", "he") for s in (0, 1)}
+    assert all(metrics_of(d)["status"] == "completed" for d in job_dirs.values())
+    manifest = read_manifest(sweep)
+    assert manifest["counts"]["completed"] == 4 and len(manifest["jobs"]) == 4
+    assert "4 completed, 0 diverged, 0 failed" in result.stdout
+    workers = {job["pid"]: tuple(job["cores"]) for job in manifest["jobs"].values()}
+    assert len(workers) == 2  # two workers, each ran two jobs
+    assert len(set(workers.values())) == 2 and all(job["device"] == "cpu" for job in manifest["jobs"].values())
+    runs = {}
+    for job_dir in job_dirs.values():
+        (run_file,) = find_run_files(job_dir)
+        run = read_run(run_file)
+        runs[run.run_id] = run
+        assert run.group == sweep.name  # one W&B group per sweep, named after its folder
+        assert run.config["overrides"] == metrics_of(job_dir)["overrides"]  # no W&B run leaked between jobs
+    assert len(runs) == 4
+
+
+def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, data_dir):
+    # precision=bogus raises inside the run, lr=1e12 makes the loss non-finite; two fake GPUs: two workers.
+    result = run_cli(sweep_args(tmp_path, data_dir, "hydra.launcher.gpus=[0,1]", "logger=none",
+                                "trainer.precision=32-true,bogus", "optimizer.lr=0.01,1e12"))
+    assert result.returncode == 1
+    assert "1 completed, 1 diverged, 2 failed" in result.stdout
+    sweep = only_sweep_dir(tmp_path)
+    status = {d.name: metrics_of(d)["status"] for d in sweep.iterdir() if d.is_dir()}
+    assert status == {"data.subset=300,optimizer.lr=0.01,trainer.max_epochs=2,trainer.precision=32-true": "completed",
+                      "data.subset=300,optimizer.lr=1000000000000.0,trainer.max_epochs=2,trainer.precision=32-true": "diverged",
+                      "data.subset=300,optimizer.lr=0.01,trainer.max_epochs=2,trainer.precision=bogus": "failed",
+                      "data.subset=300,optimizer.lr=1000000000000.0,trainer.max_epochs=2,trainer.precision=bogus": "failed"}
+    for name in (n for n, s in status.items() if s == "failed"):
+        assert "Precision 'bogus' is invalid" in metrics_of(sweep / name)["error"]
+        assert "Traceback" in (sweep / name / "output.log").read_text()
+        assert str(sweep / name / "output.log") in result.stdout  # the summary says where the log is
+    manifest = read_manifest(sweep)
+    assert manifest["counts"] == {"pending": 0, "running": 0, "completed": 1, "diverged": 1, "failed": 2,
+                                  "interrupted": 0}
+    jobs = manifest["jobs"].values()
+    assert {job["device"] for job in jobs} == {"cuda:0", "cuda:1"}
