@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from itertools import combinations
 from pathlib import Path
 
@@ -28,8 +32,8 @@ TESTS_DIR = Path(__file__).parent
 TINY = ["data.subset=300", "trainer.max_epochs=2", "callbacks.progress_bar=none"]
 
 
-def sweep_args(tmp_path: Path, data_dir: Path, *overrides: str) -> list[str]:
-    return ["-m", "hydra/launcher=local", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY,
+def sweep_args(tmp_path: Path, data_dir: Path, *overrides: str, launcher: str = "local") -> list[str]:
+    return ["-m", f"hydra/launcher={launcher}", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY,
             *overrides]
 
 
@@ -174,10 +178,9 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, d
     assert "1 completed, 1 diverged, 2 failed" in result.stdout
     sweep = only_sweep_dir(tmp_path)
     status = {d.name: metrics_of(d)["status"] for d in sweep.iterdir() if d.is_dir()}
-    assert status == {"data.subset=300,optimizer.lr=0.01,trainer.max_epochs=2,trainer.precision=32-true": "completed",
-                      "data.subset=300,optimizer.lr=1000000000000.0,trainer.max_epochs=2,trainer.precision=32-true": "diverged",
-                      "data.subset=300,optimizer.lr=0.01,trainer.max_epochs=2,trainer.precision=bogus": "failed",
-                      "data.subset=300,optimizer.lr=1000000000000.0,trainer.max_epochs=2,trainer.precision=bogus": "failed"}
+    job = "data.subset=300,optimizer.lr={},trainer.max_epochs=2,trainer.precision={}".format
+    assert status == {job("0.01", "32-true"): "completed", job("1000000000000.0", "32-true"): "diverged",
+                      job("0.01", "bogus"): "failed", job("1000000000000.0", "bogus"): "failed"}
     for name in (n for n, s in status.items() if s == "failed"):
         assert "Precision 'bogus' is invalid" in metrics_of(sweep / name)["error"]
         assert "Traceback" in (sweep / name / "output.log").read_text()
@@ -187,3 +190,51 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, d
                                   "interrupted": 0}
     jobs = manifest["jobs"].values()
     assert {job["device"] for job in jobs} == {"cuda:0", "cuda:1"}
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_part_way_resumes_without_rerunning_or_losing_jobs(tmp_path, data_dir):
+    jobs = ("logger=none", "seed=0,1,2,3")
+    args = sweep_args(tmp_path, data_dir, "hydra.launcher.workers=2", "hydra.launcher.gpus=[]", *jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
+                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill once two jobs completed and another one is running
+        statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("multirun/*/*/metrics.json")]
+        if statuses.count("completed") >= 2 and "running" in statuses:
+            break
+        time.sleep(0.1)
+    os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its workers, mid-job
+    launcher.wait()
+    sweep = only_sweep_dir(tmp_path)
+    before = {d.name: (d / "metrics.json").read_text() for d in sweep.iterdir() if (d / "metrics.json").is_file()}
+    done_before = {name for name, text in before.items() if json.loads(text)["status"] == "completed"}
+    assert 2 <= len(done_before) < 4
+
+    resumed = run_cli([*args, f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert only_sweep_dir(tmp_path) == sweep
+    job_dirs = [d for d in sweep.iterdir() if d.is_dir()]
+    assert len(job_dirs) == 4 and all(metrics_of(d)["status"] == "completed" for d in job_dirs)
+    assert all((sweep / name / "metrics.json").read_text() == before[name] for name in done_before)  # not re-run
+    manifest = read_manifest(sweep)
+    assert {j["dir"] for j in manifest["jobs"].values() if j.get("skipped")} == done_before
+    assert len(manifest["launches"]) == 2
+
+    # Every launcher skips completed jobs: the basic one (in-process) now skips all four.
+    basic = run_cli([*sweep_args(tmp_path, data_dir, *jobs, launcher="basic"), f"resume={sweep}"])
+    assert basic.returncode == 0, basic.stderr[-3000:]
+    assert basic.stdout.count("already completed; skipped") == 4
+
+
+def test_an_interrupted_run_continues_from_its_last_checkpoint(run_training, tmp_path):
+    first = run_training(["trainer.max_epochs=2", "data.subset=300"])
+    assert first["status"] == "completed" and first["resumed_from"] is None
+    metrics_file = tmp_path / "run" / "metrics.json"
+    metrics_file.write_text(json.dumps({**first, "status": "interrupted"}))  # as if killed after epoch 2
+    second = run_training(["trainer.max_epochs=4", "data.subset=300"])
+    assert second["resumed_from"] == str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert second["status"] == "completed" and second["epochs"] == 4
+    assert [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]] \
+        == [1, 2, 3, 4]
