@@ -238,3 +238,25 @@ def test_an_interrupted_run_continues_from_its_last_checkpoint(run_training, tmp
     assert second["status"] == "completed" and second["epochs"] == 4
     assert [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]] \
         == [1, 2, 3, 4]
+
+
+# --- other launchers and sweepers (optional extras) --------------------------------------------------------
+
+@pytest.mark.slow
+def test_slurm_launcher_runs_a_two_job_array_on_a_local_slurm(tmp_path, data_dir):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    from slurm_cluster import local_slurm, unavailable_reason
+
+    if reason := unavailable_reason():
+        pytest.skip(reason)
+    with local_slurm(tmp_path / "slurm") as env:
+        result = run_cli(sweep_args(tmp_path, data_dir, "seed=0,1", "logger=none", "hydra.launcher.timeout_min=5",
+                                    "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
+                                    "hydra.launcher.mem_gb=null", launcher="slurm"), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep_dir(tmp_path)
+    job_dirs = sorted(d.name for d in sweep.iterdir() if d.is_dir() and d.name != ".submitit")
+    assert job_dirs == [f"data.subset=300,seed={s},trainer.max_epochs=2" for s in (0, 1)]
+    assert all(metrics_of(sweep / d)["status"] == "completed" for d in job_dirs)
+    arrays = list((sweep / ".submitit").glob("*_[01]"))  # one SLURM array, tasks <id>_0 and <id>_1
+    assert len(arrays) == 2 and len({a.name.split("_")[0] for a in arrays}) == 1
