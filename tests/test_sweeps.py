@@ -17,6 +17,7 @@ from helpers import run_cli
 from hydra import compose, initialize_config_dir
 from hydra._internal.callbacks import Callbacks
 from hydra.types import HydraContext
+from omegaconf import OmegaConf
 from wandb_file import find_run_files, read_run
 
 from tricklab.config import CONF_DIR, PROJECT_ROOT
@@ -260,3 +261,51 @@ def test_slurm_launcher_runs_a_two_job_array_on_a_local_slurm(tmp_path, data_dir
     assert all(metrics_of(sweep / d)["status"] == "completed" for d in job_dirs)
     arrays = list((sweep / ".submitit").glob("*_[01]"))  # one SLURM array, tasks <id>_0 and <id>_1
     assert len(arrays) == 2 and len({a.name.split("_")[0] for a in arrays}) == 1
+
+
+@pytest.mark.slow
+def test_ray_launcher_runs_a_two_job_sweep_on_a_local_ray(tmp_path, data_dir):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
+    result = run_cli(sweep_args(tmp_path, data_dir, "seed=0,1", "logger=wandb", "logger.mode=offline",
+                                "hydra.launcher.ray.remote.num_gpus=0", launcher="ray"))  # CPU-only Ray here
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep_dir(tmp_path)
+    job_dirs = [d for d in sweep.iterdir() if d.is_dir()]
+    assert sorted(d.name for d in job_dirs) == [f"data.subset=300,seed={s},trainer.max_epochs=2" for s in (0, 1)]
+    assert all(metrics_of(d)["status"] == "completed" for d in job_dirs)
+    assert {read_run(f).group for d in job_dirs for f in find_run_files(d)} == {sweep.name}
+
+
+def composed_hydra(*overrides: str) -> dict:
+    """The ``hydra`` node composed for ``overrides``, unresolved (resolving the sweep folder would create it)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_container(compose("config", list(overrides), return_hydra_config=True).hydra)
+
+
+def test_local_launcher_config_composes():
+    launcher = composed_hydra("hydra/launcher=local", "hydra.launcher.workers=3")["launcher"]
+    assert launcher == {"_target_": "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher",
+                        "workers": 3, "gpus": "auto"}
+
+
+def test_slurm_config_gives_each_task_a_gpu_and_requeues():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[slurm]'")
+    launcher = composed_hydra("hydra/launcher=slurm")["launcher"]
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["max_num_timeout"]) == (1, 1, 3)
+    assert launcher["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
+
+
+def test_ray_config_gives_each_job_a_gpu_and_a_fresh_process():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
+    remote = composed_hydra("hydra/launcher=ray")["launcher"]["ray"]["remote"]
+    assert (remote["num_gpus"], remote["max_calls"]) == (1, 1)
+
+
+def test_optuna_search_space_composes():
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    hydra_cfg = composed_hydra("hparams_search=optuna")
+    sweeper = hydra_cfg["sweeper"]
+    assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "maximize"
+    assert set(sweeper["params"]) == {"optimizer.lr", "optimizer.weight_decay", "init", "norm"}
+    assert hydra_cfg["sweep"]["subdir"] == "trial_${hydra.job.num}"
