@@ -26,7 +26,7 @@ from tricklab.sweeps.devices import Slot, plan_slots, split_cores, visible_gpus
 from tricklab.sweeps.manifest import MANIFEST_FILE
 from tricklab.sweeps.messages import JobOrder, Setup
 from tricklab.sweeps.naming import create_sweep_dir, job_dirname, sweep_dir
-from tricklab.sweeps.pool import run_all
+from tricklab.sweeps.pool import WorkerPool
 
 TESTS_DIR = Path(__file__).parent
 # Small, fast jobs: 300 MNIST-1D samples, 2 epochs, no progress bar.
@@ -129,9 +129,16 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
     context = HydraContext(config_loader=None, callbacks=Callbacks())
     slots = plan_slots(None, ["0", "1"], [0, 1])  # two fake GPUs: two workers
     started, outcomes = {}, {}
-    run_all(orders, slots, Setup("sweep_tasks", "report_gpu", "test", context),
-            on_start=lambda order, slot: started.__setitem__(order.num, slot.device),
-            on_done=lambda order, outcome: outcomes.__setitem__(order.num, outcome))
+    pool = WorkerPool(slots, Setup("sweep_tasks", "report_gpu", "test", context))
+    try:
+        pool.run(orders[:-1], on_start=lambda order, slot: started.__setitem__(order.num, slot.device),
+                 on_done=lambda order, outcome: outcomes.__setitem__(order.num, outcome))
+        live = {w.process.pid for w in pool.workers}
+        pool.run(orders[-1:], on_start=lambda order, slot: started.__setitem__(order.num, slot.device),
+                 on_done=lambda order, outcome: outcomes.__setitem__(order.num, outcome))  # a second batch
+        assert outcomes[len(seeds) - 1].pid in live  # ran on a worker kept from the first batch
+    finally:
+        pool.close()
     assert sorted(outcomes) == list(range(len(seeds)))
     crashed = outcomes[seeds.index(CRASHING_SEED)]
     assert not crashed.ok and "died" in crashed.error

@@ -9,6 +9,7 @@ failed, a non-zero exit. The machinery lives in ``tricklab.sweeps``; this module
 """
 
 
+import atexit
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class WorkerPoolLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
         self.manifest = None
+        self.pool = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
@@ -56,7 +58,7 @@ class WorkerPoolLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.sweeps.manifest import SweepManifest, job_status
-        from tricklab.sweeps.pool import run_all
+        from tricklab.sweeps.pool import WorkerPool
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -76,9 +78,11 @@ class WorkerPoolLauncher(Launcher):
                 self.manifest.add(order.num, list(overrides), order.job_dir)
                 orders.append(order)
         self.manifest.write()
-        slots = plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
-        log.info(f"Sweep {sweep_dir}: {len(orders)} jobs to run on {min(len(slots), len(orders))} workers "
-                 f"({len(returns)} completed earlier)")
+        if self.pool is None:
+            self.pool = WorkerPool(plan_slots(self.workers, visible_gpus(self.gpus), usable_cores()), self._setup())
+            atexit.register(self.pool.close)
+        log.info(f"Sweep {sweep_dir}: {len(orders)} jobs to run on {min(len(self.pool.slots), len(orders))} "
+                 f"workers ({len(returns)} completed earlier)")
 
         def started(order, slot) -> None:
             log.info(f"\t#{order.num} {' '.join(filter_overrides(overrides_of[order.num]))} on {slot.device}")
@@ -87,7 +91,7 @@ class WorkerPoolLauncher(Launcher):
         def done(order, outcome) -> None:
             returns[order.num] = self._record(order, overrides_of[order.num], outcome)
 
-        run_all(orders, slots, self._setup(), started, done)
+        self.pool.run(orders, started, done)
         print(self.manifest.summary(), flush=True)
         return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
 

@@ -69,24 +69,38 @@ class Worker:
             self.process.wait()
 
 
-def run_all(orders: Sequence[JobOrder], slots: Sequence[Slot], setup: Setup,
-            on_start: Callable[[JobOrder, Slot], None], on_done: Callable[[JobOrder, JobOutcome], None]) -> None:
-    """Run every order on ``min(len(slots), len(orders))`` workers; call back as each job starts and ends."""
-    pending = deque(orders)
-    workers = [Worker(slot, setup) for slot in slots[: len(orders)]]
-    try:
-        while pending or any(w.order for w in workers):
-            for worker in workers:
-                if worker.order is None and pending:
-                    worker.give(pending.popleft())
-                    on_start(worker.order, worker.slot)
-            busy = {w.conn: w for w in workers if w.order is not None}
-            for conn in wait(list(busy)):
-                worker = busy[conn]
-                order = worker.order
-                on_done(order, worker.collect())
-                if not worker.alive:
-                    workers[workers.index(worker)] = Worker(worker.slot, setup)
-    finally:
-        for worker in workers:
+class WorkerPool:
+    """Workers for the slots, started as jobs need them and kept between batches (a sweeper such as Optuna
+    launches its trials batch after batch), so Python's and torch's start-up is paid once per worker."""
+
+    def __init__(self, slots: Sequence[Slot], setup: Setup) -> None:
+        self.slots, self.setup = list(slots), setup
+        self.workers: list[Worker] = []
+
+    def run(self, orders: Sequence[JobOrder], on_start: Callable[[JobOrder, Slot], None],
+            on_done: Callable[[JobOrder, JobOutcome], None]) -> None:
+        """Run every order, each on the next idle worker; call back as each job starts and ends."""
+        pending = deque(orders)
+        while len(self.workers) < min(len(self.slots), len(orders)):
+            self.workers.append(Worker(self.slots[len(self.workers)], self.setup))
+        try:
+            while pending or any(w.order for w in self.workers):
+                for worker in self.workers:
+                    if worker.order is None and pending:
+                        worker.give(pending.popleft())
+                        on_start(worker.order, worker.slot)
+                busy = {w.conn: w for w in self.workers if w.order is not None}
+                for conn in wait(list(busy)):
+                    worker = busy[conn]
+                    order = worker.order
+                    on_done(order, worker.collect())
+                    if not worker.alive:  # its replacement owns the same slot
+                        self.workers[self.workers.index(worker)] = Worker(worker.slot, self.setup)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for worker in self.workers:
             worker.stop()
+        self.workers = []
