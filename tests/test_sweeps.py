@@ -115,6 +115,17 @@ def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
         sweep_dir(str(tmp_path / "nope"), "ignored")
 
 
+@pytest.mark.parametrize(("overrides", "says"), [
+    (["resume=/no/such/sweep"], "resume=/no/such/sweep is not an existing folder"),
+    (["hydra/launcher=local", "hydra.launcher.gpus=[0,1]", "hydra.launcher.workers=3"], "at most 2"),
+])
+def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says):
+    result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0", *overrides])
+    assert result.returncode == 2
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("multirun/*/*/metrics.json"))  # no job ran
+
+
 # --- the worker pool ---------------------------------------------------------------------------------------
 
 def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ It imports neither torch nor Lightning, so a bad value is reported in well under
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,22 @@ def register_resolvers() -> None:
     """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from;
     ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.sweeps.naming."""
     OmegaConf.register_new_resolver("tricklab_root", lambda: str(PROJECT_ROOT), replace=True)
-    OmegaConf.register_new_resolver("tricklab_sweep_dir", sweep_dir, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("tricklab_sweep_dir", _exit_on_user_error(sweep_dir), replace=True, use_cache=True)
     OmegaConf.register_new_resolver("tricklab_job_dirname", job_dirname, replace=True)
+
+
+def _exit_on_user_error(resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """Hydra resolves some values (the sweep folder) before ``main`` runs, and would show a ConfigError raised
+    there with a traceback: report it as ``main`` does instead, one paragraph and exit code 2."""
+
+    def resolve(*args: Any) -> Any:
+        try:
+            return resolver(*args)
+        except ConfigError as err:
+            print(f"tricklab: error: {err}", file=sys.stderr)
+            sys.exit(2)
+
+    return resolve
 
 
 @dataclass(frozen=True)

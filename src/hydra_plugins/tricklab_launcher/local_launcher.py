@@ -11,6 +11,7 @@ failed, a non-zero exit. The machinery lives in ``tricklab.sweeps``; this module
 
 import atexit
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ class WorkerPoolLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from tricklab.errors import ConfigError
         from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.sweeps.manifest import SweepManifest, job_status
         from tricklab.sweeps.pool import WorkerPool
@@ -79,7 +81,12 @@ class WorkerPoolLauncher(Launcher):
                 orders.append(order)
         self.manifest.write()
         if self.pool is None:
-            self.pool = WorkerPool(plan_slots(self.workers, visible_gpus(self.gpus), usable_cores()), self._setup())
+            try:
+                self.pool = WorkerPool(plan_slots(self.workers, visible_gpus(self.gpus), usable_cores()),
+                                       self._setup())
+            except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
+                print(f"tricklab: error: {err}", file=sys.stderr)
+                sys.exit(2)
             atexit.register(self.pool.close)
         log.info(f"Sweep {sweep_dir}: {len(orders)} jobs to run on {min(len(self.pool.slots), len(orders))} "
                  f"workers ({len(returns)} completed earlier)")
