@@ -150,7 +150,7 @@ def _job_return(order, overrides: Sequence[str], status: JobStatus, value: Any) 
     ret = JobReturn(overrides=list(overrides), cfg=OmegaConf.masked_copy(order.config, [k for k in order.config
                     if k != "hydra"]), working_dir=str(order.job_dir), task_name=order.config.hydra.job.name,
                     status=status)
-    ret._return_value = value
+    ret.return_value = value
     return ret
 
 

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
             return
         try:
             conn.send(run_order(order, task, setup.hydra_context))
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):  # the sweep is gone or stopped
             return
 
 
