@@ -181,7 +181,7 @@ def main(cfg: DictConfig) -> float | None:
     ctx = context_from_hydra()
     if ctx.group is not None and job_status(ctx.run_dir) == "completed":  # a resumed sweep, any launcher
         print(f"tricklab: {ctx.run_dir} already completed; skipped.")
-        return read_metrics(ctx.run_dir).get("test", {}).get("test/acc")
+        return objective(read_metrics(ctx.run_dir))
     try:
         record = run(cfg, ctx)
     except TricklabError as err:
@@ -190,4 +190,9 @@ def main(cfg: DictConfig) -> float | None:
     from tricklab.results import print_summary
 
     print_summary(record)
+    return objective(record)
+
+
+def objective(record: dict[str, Any]) -> float | None:
+    """What a run returns to Hydra, and so what a sweeper optimises: its test accuracy."""
     return record.get("test", {}).get("test/acc")

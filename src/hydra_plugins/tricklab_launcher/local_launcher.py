@@ -58,9 +58,11 @@ class WorkerPoolLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from tricklab.errors import ConfigError
+        from tricklab.results import read_metrics
         from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.sweeps.manifest import SweepManifest, job_status
         from tricklab.sweeps.pool import WorkerPool
+        from tricklab.train import objective
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -73,7 +75,7 @@ class WorkerPoolLauncher(Launcher):
             order = self._order(initial_job_idx + idx, overrides)
             overrides_of[order.num] = list(overrides)
             if job_status(order.job_dir) == "completed":
-                value = self.manifest.earlier_value(order.job_dir)
+                value = objective(read_metrics(order.job_dir))
                 self.manifest.add(order.num, list(overrides), order.job_dir, "completed", skipped=True, value=value)
                 returns[order.num] = _job_return(order, overrides, JobStatus.COMPLETED, value)
             else:

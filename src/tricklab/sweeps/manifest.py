@@ -50,7 +50,6 @@ class SweepManifest:
             "launches": [*old.get("launches", []), {"command": shlex.join(sys.argv), "started": _now()}],
             "jobs": {},
         }
-        self.earlier: dict[str, dict[str, Any]] = old.get("jobs", {})
 
     def add(self, num: int, overrides: list[str], job_dir: Path, status: str = "pending", **fields: Any) -> None:
         self.data["jobs"][str(num)] = {"overrides": overrides, "dir": job_dir.name, "status": status, **fields}
@@ -58,10 +57,6 @@ class SweepManifest:
     def update(self, num: int, **fields: Any) -> None:
         self.data["jobs"][str(num)].update(fields)
         self.write()
-
-    def earlier_value(self, job_dir: Path) -> Any:
-        """The return value an earlier launch recorded for the job in ``job_dir``."""
-        return next((j.get("value") for j in self.earlier.values() if j.get("dir") == job_dir.name), None)
 
     def write(self) -> None:
         jobs = self.data["jobs"].values()
