@@ -118,6 +118,7 @@ def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
 @pytest.mark.parametrize(("overrides", "says"), [
     (["resume=/no/such/sweep"], "resume=/no/such/sweep is not an existing folder"),
     (["hydra/launcher=local", "hydra.launcher.gpus=[0,1]", "hydra.launcher.workers=3"], "at most 2"),
+    (["hydra/launcher=local", "logger=none,csv"], "would share the folder"),
 ])
 def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says):
     result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0", *overrides])
@@ -134,9 +135,9 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]))
     seeds = [0, 1, CRASHING_SEED, 2, 3, 4]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        orders = [JobOrder(i, compose("config", [f"seed={s}", f"hydra.sweep.dir={tmp_path}",
-                                                  f"hydra.sweep.subdir=job{i}"], return_hydra_config=True),
-                           tmp_path / f"job{i}") for i, s in enumerate(seeds)]
+        configs = [compose("config", [f"seed={s}", f"hydra.sweep.dir={tmp_path}", f"hydra.sweep.subdir=job{i}"],
+                           return_hydra_config=True) for i, s in enumerate(seeds)]
+    orders = [JobOrder(i, [f"seed={s}"], configs[i], tmp_path / f"job{i}") for i, s in enumerate(seeds)]
     context = HydraContext(config_loader=None, callbacks=Callbacks())
     slots = plan_slots(None, ["0", "1"], [0, 1])  # two fake GPUs: two workers
     started, outcomes = {}, {}

@@ -57,52 +57,46 @@ class WorkerPoolLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from tricklab.errors import ConfigError
-        from tricklab.results import read_metrics
-        from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.sweeps.manifest import SweepManifest, job_status
-        from tricklab.sweeps.pool import WorkerPool
-        from tricklab.train import objective
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        if self.manifest is None:
-            self.manifest = SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
-        orders, returns, overrides_of = [], {}, {}
-        for idx, overrides in enumerate(job_overrides):
-            order = self._order(initial_job_idx + idx, overrides)
-            overrides_of[order.num] = list(overrides)
-            if job_status(order.job_dir) == "completed":
-                value = objective(read_metrics(order.job_dir))
-                self.manifest.add(order.num, list(overrides), order.job_dir, "completed", skipped=True, value=value)
-                returns[order.num] = _job_return(order, overrides, JobStatus.COMPLETED, value)
-            else:
-                self.manifest.add(order.num, list(overrides), order.job_dir)
-                orders.append(order)
+        orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
+        _exit_if_folders_clash(orders)
+        self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
+        returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) == "completed"}
+        to_run = [o for o in orders if o.num not in returns]
+        for order in to_run:
+            self.manifest.add(order.num, order.overrides, order.job_dir)
         self.manifest.write()
+        pool = self._pool()
+        log.info(f"Sweep {sweep_dir}: {len(to_run)} jobs to run on {min(len(pool.slots), len(to_run))} workers "
+                 f"({len(returns)} completed earlier)")
+
+        def done(order, outcome) -> None:
+            returns[order.num] = self._record(order, outcome)
+
+        pool.run(to_run, self._started, done)
+        print(self.manifest.summary(), flush=True)
+        return [returns[order.num] for order in orders]
+
+    def _pool(self):
+        """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
+        from tricklab.errors import ConfigError
+        from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
+        from tricklab.sweeps.pool import WorkerPool
+
         if self.pool is None:
             try:
-                self.pool = WorkerPool(plan_slots(self.workers, visible_gpus(self.gpus), usable_cores()),
-                                       self._setup())
+                slots = plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
+                self.pool = WorkerPool(slots, self._setup())
             except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
                 print(f"tricklab: error: {err}", file=sys.stderr)
                 sys.exit(2)
             atexit.register(self.pool.close)
-        log.info(f"Sweep {sweep_dir}: {len(orders)} jobs to run on {min(len(self.pool.slots), len(orders))} "
-                 f"workers ({len(returns)} completed earlier)")
-
-        def started(order, slot) -> None:
-            log.info(f"\t#{order.num} {' '.join(filter_overrides(overrides_of[order.num]))} on {slot.device}")
-            self.manifest.update(order.num, status="running", device=slot.device, cores=list(slot.cores))
-
-        def done(order, outcome) -> None:
-            returns[order.num] = self._record(order, overrides_of[order.num], outcome)
-
-        self.pool.run(orders, started, done)
-        print(self.manifest.summary(), flush=True)
-        return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
+        return self.pool
 
     def _order(self, num: int, overrides: Sequence[str]):
         """The job's sweep config with its folder resolved here, once, in the launching process."""
@@ -114,7 +108,20 @@ class WorkerPoolLauncher(Launcher):
             config.hydra.job.num = num
             config.hydra.sweep.dir = str(config.hydra.sweep.dir)
             config.hydra.sweep.subdir = str(config.hydra.sweep.subdir)
-        return JobOrder(num, config, Path(config.hydra.sweep.dir) / config.hydra.sweep.subdir)
+        return JobOrder(num, list(overrides), config, Path(config.hydra.sweep.dir) / config.hydra.sweep.subdir)
+
+    def _skip(self, order) -> JobReturn:
+        """A job completed by an earlier launch of this sweep: not run again, its recorded result returned."""
+        from tricklab.results import read_metrics
+        from tricklab.train import objective
+
+        value = objective(read_metrics(order.job_dir))
+        self.manifest.add(order.num, order.overrides, order.job_dir, "completed", skipped=True, value=value)
+        return _job_return(order, JobStatus.COMPLETED, value)
+
+    def _started(self, order, slot) -> None:
+        log.info(f"\t#{order.num} {' '.join(filter_overrides(order.overrides))} on {slot.device}")
+        self.manifest.update(order.num, status="running", device=slot.device, cores=list(slot.cores))
 
     def _setup(self):
         from tricklab.errors import ConfigError
@@ -128,7 +135,7 @@ class WorkerPoolLauncher(Launcher):
             )
         return Setup(module, name, self.config.hydra.job.name, self.hydra_context)
 
-    def _record(self, order, overrides: list[str], outcome) -> JobReturn:
+    def _record(self, order, outcome) -> JobReturn:
         """Put the outcome in the job's metrics.json (if the job could not) and in the manifest."""
         from tricklab.sweeps.manifest import job_status, mark_failed
         from tricklab.sweeps.messages import OUTPUT_LOG
@@ -143,15 +150,28 @@ class WorkerPoolLauncher(Launcher):
                              error=outcome.error, wall_s=round(outcome.ended - outcome.started, 2))
         log.info(f"\t#{order.num} {status} ({outcome.ended - outcome.started:.1f} s)")
         if outcome.ok:
-            return _job_return(order, overrides, JobStatus.COMPLETED, outcome.value)
-        return _job_return(order, overrides, JobStatus.FAILED,
+            return _job_return(order, JobStatus.COMPLETED, outcome.value)
+        return _job_return(order, JobStatus.FAILED,
                            JobFailed(f"{outcome.error} (log: {order.job_dir / OUTPUT_LOG})"))
 
 
-def _job_return(order, overrides: Sequence[str], status: JobStatus, value: Any) -> JobReturn:
-    ret = JobReturn(overrides=list(overrides), cfg=OmegaConf.masked_copy(order.config, [k for k in order.config
-                    if k != "hydra"]), working_dir=str(order.job_dir), task_name=order.config.hydra.job.name,
-                    status=status)
+def _exit_if_folders_clash(orders) -> None:
+    """Two jobs mapped to one folder would overwrite each other: refuse the sweep, one paragraph, exit 2."""
+    seen = {}
+    for order in orders:
+        if order.job_dir in seen:
+            print(f"tricklab: error: the jobs {' '.join(seen[order.job_dir])} and {' '.join(order.overrides)} would "
+                  f"share the folder {order.job_dir}: job folders are named from the overrides, leaving out paths.*, "
+                  f"logger and callbacks.progress_bar (hydra.job.config.override_dirname.exclude_keys); sweep "
+                  f"only over values that name a job, and give each value once.", file=sys.stderr)
+            sys.exit(2)
+        seen[order.job_dir] = order.overrides
+
+
+def _job_return(order, status: JobStatus, value: Any) -> JobReturn:
+    task_cfg = OmegaConf.masked_copy(order.config, [key for key in order.config if key != "hydra"])
+    ret = JobReturn(overrides=order.overrides, cfg=task_cfg, working_dir=str(order.job_dir),
+                    task_name=order.config.hydra.job.name, status=status)
     ret.return_value = value
     return ret
 

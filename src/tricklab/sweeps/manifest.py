@@ -47,7 +47,7 @@ class SweepManifest:
         self.data: dict[str, Any] = {
             "sweep_dir": str(sweep_dir),
             "overrides": overrides,
-            "launches": [*old.get("launches", []), {"command": shlex.join(sys.argv), "started": _now()}],
+            "launches": [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now()}],
             "jobs": {},
         }
 

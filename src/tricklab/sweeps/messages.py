@@ -24,9 +24,10 @@ class Setup:
 
 @dataclass
 class JobOrder:
-    """One job to run: its number, its resolved sweep config and its folder."""
+    """One job to run: its number, its overrides, its resolved sweep config and its folder."""
 
     num: int
+    overrides: list[str]
     config: DictConfig
     job_dir: Path
 
