@@ -328,3 +328,18 @@ def test_optuna_search_space_composes():
     assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "maximize"
     assert set(sweeper["params"]) == {"optimizer.lr", "optimizer.weight_decay", "init", "norm"}
     assert hydra_cfg["sweep"]["subdir"] == "trial_${hydra.job.num}"
+
+
+@pytest.mark.slow
+def test_optuna_trials_run_in_parallel_workers_and_the_best_one_is_reported(tmp_path, data_dir):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    result = run_cli([f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY, "logger=none",
+                      "hparams_search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                      "hydra/launcher=local", "hydra.launcher.workers=2", "hydra.launcher.gpus=[]"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = only_sweep_dir(tmp_path)
+    jobs = read_manifest(sweep)["jobs"].values()
+    assert sorted(j["dir"] for j in jobs) == [f"trial_{n}" for n in range(4)]
+    assert len({j["pid"] for j in jobs}) == 2  # the second batch ran on the first batch's workers
+    best = OmegaConf.load(sweep / "optimization_results.yaml").best_value
+    assert best == pytest.approx(max(j["value"] for j in jobs))
