@@ -109,7 +109,8 @@ def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name
         gradient_clip_val={"norm": clip.get("max_norm"), "value": clip.get("max_value")}.get(clip.name),
         gradient_clip_algorithm=clip.name if clip.name in ("norm", "value") else None,
         callbacks=callbacks.all(), logger=logger or False,
-        enable_checkpointing=callbacks.checkpoint is not None, enable_progress_bar=cfg.callbacks.progress_bar != "none",
+        enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
+        enable_progress_bar=cfg.callbacks.progress_bar != "none",
         enable_model_summary=cfg.callbacks.progress_bar != "none",
         default_root_dir=str(ctx.run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
     )
