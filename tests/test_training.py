@@ -161,3 +161,12 @@ def test_checkpoints_can_be_switched_off(run_training, tmp_path):
     assert metrics["status"] == "completed" and (tmp_path / "run" / "history.csv").is_file()
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_is_a_config_error(run_training, tmp_path):
+    from tricklab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="accelerator=gpu.*cannot run on this machine"):
+        run_training(["trainer=gpu"])
+    assert not (tmp_path / "run" / "metrics.json").exists()  # nothing recorded as running
