@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -48,10 +49,13 @@ def test_defaults_are_mnist1d_mlp_adam(make_config):
     assert cfg.scheduler.name == "none" and cfg.logger.name == "wandb"
 
 
-def test_experiment_dropout_cnn(make_config):
+def test_experiment_dropout_cnn(make_config, tmp_path):
     cfg = make_config(["experiment=dropout_cnn"])
     assert cfg.data.name == "fashion_mnist" and cfg.architecture.name == "cnn"
     assert cfg.optimizer.name == "adam" and cfg.data.batch_size == 64 and cfg.trainer.max_epochs == 5
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra_cfg = compose("config", ["experiment=dropout_cnn"], return_hydra_config=True).hydra
+    assert hydra_cfg.sweeper.params["dropout.p"] == "0,0.2,0.5,0.8"
 
 
 @pytest.mark.parametrize(
