@@ -16,11 +16,11 @@ from pytorch_lightning.callbacks import (
 )
 
 from tricklab.callbacks.averaging import AveragedEvaluation, build_averaging
-from tricklab.callbacks.diagnostics import LAYERS_FILE, LayerDiagnostics
+from tricklab.callbacks.diagnostics import LayerDiagnostics
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
-from tricklab.callbacks.predictions import PREDICTIONS_FILE, TestPredictions
-from tricklab.results import HISTORY_FILE
+from tricklab.callbacks.predictions import TestPredictions
+from tricklab.results import HISTORY_FILE, LAYERS_FILE, PREDICTIONS_FILE
 
 
 @dataclass

@@ -29,7 +29,6 @@ from torch import nn
 from tricklab.models.layers import ACTIVATIONS
 from tricklab.tricks.norm import WEIGHT_LAYERS
 
-LAYERS_FILE = "layers.csv"
 COLUMNS = ("step", "epoch", "layer", "name", "type", "activation", "act_mean", "act_std", "dead_frac",
            "saturated_frac", "weight_norm", "grad_norm", "update_ratio")
 HISTOGRAM_VALUES = 10_000  # at most this many entries of a tensor go into a W&B histogram

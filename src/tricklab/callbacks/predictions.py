@@ -13,8 +13,6 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-PREDICTIONS_FILE = "test_predictions.npz"
-
 
 class TestPredictions(Callback):
     """Collects softmax(logits) of the test batches (``test_step`` returns the logits) and saves them."""
