@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from wandb_file import find_run_files, read_finished_run
 
 from tricklab.callbacks.diagnostics import LayerDiagnostics, activation_stats, find_probes
 
@@ -124,3 +125,15 @@ def test_relu_net_with_normal_init_has_gradients_exploding_with_depth(run_traini
     deep = _grad_profile(run_training, tmp_path, ["architecture.depth=6", "init=normal"], "deep")
     assert deep[0] > 100 * shallow[0]
     assert math.isfinite(deep[0])
+
+
+def test_wandb_receives_layer_line_plots_and_histograms(run_training, tmp_path):
+    run_training(["logger=wandb", "logger.mode=offline", "diagnostics=on", "diagnostics.every_n_steps=3",
+                  "trainer.max_epochs=2", "data.subset=256"], name="wb")
+    (run_file,) = find_run_files(tmp_path / "wb")
+    rows = read_finished_run(run_file).history
+    diagnosed = [row for row in rows if "layers/00.1/grad_norm" in row]
+    assert [row["trainer/global_step"] for row in diagnosed] == [0, 3]  # 2 epochs of 2 steps: steps 0-3
+    assert all(row["layers/00.1/grad_norm"] > 0 for row in diagnosed)
+    histograms = [row for row in rows if "histograms/00.1/activation/_type" in row]
+    assert len(histograms) == 2 and histograms[0]["histograms/02.5/gradient/_type"] == "histogram"

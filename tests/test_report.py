@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 from helpers import run_cli
-from wandb_file import find_run_files, read_run
+from wandb_file import find_run_files, read_finished_run
 
 from tricklab.cli import main
 from tricklab.report import make_report
@@ -127,7 +127,7 @@ def test_wandb_gets_the_table_and_plots_in_the_sweeps_group(report, sweep_dir, m
     monkeypatch.setenv("WANDB_MODE", "offline")
     log_to_wandb(report, project="tricklab-test", group=None)
     (run_file,) = find_run_files(sweep_dir)  # the jobs ran with logger=none: this is the report's run
-    run = read_run(run_file)
+    run = read_finished_run(run_file)
     assert run.group == "my-sweep"
     (logged,) = run.history
     assert logged["report/configs/_type"] == "table-file"
