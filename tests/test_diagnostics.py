@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import re
 
 import pytest
 import pytorch_lightning as pl
@@ -15,6 +16,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from wandb_file import find_run_files, read_finished_run
 
 from tricklab.callbacks.diagnostics import LayerDiagnostics, activation_stats, find_probes
+from tricklab.config import validate
+from tricklab.errors import ConfigError
 
 
 def test_activation_stats_relu_dead_units_are_units_zero_on_the_whole_batch():
@@ -137,3 +140,15 @@ def test_wandb_receives_layer_line_plots_and_histograms(run_training, tmp_path):
     assert all(row["layers/00.1/grad_norm"] > 0 for row in diagnosed)
     histograms = [row for row in rows if "histograms/00.1/activation/_type" in row]
     assert len(histograms) == 2 and histograms[0]["histograms/02.5/gradient/_type"] == "histogram"
+
+
+@pytest.mark.parametrize(("group", "override"), [
+    ("diagnostics=on", "diagnostics.every_n_steps=0"),
+    ("averaging=ema", "averaging.decay=1.0"),
+    ("averaging=swa", "averaging.start_fraction=1.5"),
+    ("averaging=none", "callbacks.divergence.max_loss_factor=0.5"),
+])
+def test_bad_values_of_the_new_options_are_refused(make_config, group, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=f"{re.escape(key)}=.* must be"):
+        validate(make_config([group, override]))

@@ -105,8 +105,8 @@ def heatmap(report: Report, out: Path) -> Path | None:
             if accs:
                 grid[i, j] = np.nanmean(accs)
     fig, ax = plt.subplots(figsize=(1.6 * len(col_values) + 3, 1.0 * len(row_values) + 2))
-    image = ax.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
-    image.cmap.set_bad("lightgray")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")  # all-diverged cells are NaN: gray
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         ax.text(j, i, "diverged" if np.isnan(value) else f"{value:.3f}", ha="center", va="center",
                 color="black" if np.isnan(value) or value > np.nanmean(grid) else "white", fontsize=9)
