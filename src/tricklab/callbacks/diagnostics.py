@@ -6,8 +6,8 @@ Every ``every_n_steps`` optimizer steps, for each weight layer l (Linear/Conv, i
   last layer, which has none, its output = the logits): mean, std (over all entries of the batch),
   ``dead_frac`` (ReLU: share of units, i.e. features/channels, that are 0 for every example and position) or
   ``saturated_frac`` (tanh: share of entries with |a| > 0.99; sigmoid: a < 0.01 or a > 0.99);
-- of its weights W_l (every parameter of the layer but the bias): ‖W_l‖, the gradient norm ‖∂L/∂W_l‖ (before
-  clipping) and the update ratio ‖ΔW_l‖/‖W_l‖ of that optimizer step.
+- of its weights W_l (every parameter of the layer but the bias; under weight norm, g and v): ‖W_l‖, the
+  gradient norm ‖∂L/∂W_l‖ (before clipping) and the update ratio ‖ΔW_l‖/‖W_l‖ of that optimizer step.
 
 Rows go to ``layers.csv`` (one per step × layer) and to the run's loggers (line plots; W&B histograms). Forward
 hooks exist only during a diagnosed step, so the other steps cost one integer test.
@@ -32,6 +32,7 @@ from tricklab.tricks.norm import WEIGHT_LAYERS
 COLUMNS = ("step", "epoch", "layer", "name", "type", "activation", "act_mean", "act_std", "dead_frac",
            "saturated_frac", "weight_norm", "grad_norm", "update_ratio")
 HISTOGRAM_VALUES = 10_000  # at most this many entries of a tensor go into a W&B histogram
+ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
 
 
 def activation_stats(a: torch.Tensor, activation: str | None) -> dict[str, torch.Tensor]:
@@ -71,8 +72,7 @@ class LayerProbe:
 
     @property
     def activation_name(self) -> str | None:
-        names = {cls: name for name, cls in ACTIVATIONS.items()}
-        return names.get(type(self.activation)) if self.activation is not None else None
+        return ACTIVATION_NAMES.get(type(self.activation)) if self.activation is not None else None
 
     def hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         self.stats = activation_stats(output, self.activation_name)
@@ -84,11 +84,10 @@ def find_probes(model: nn.Module) -> list[LayerProbe]:
     """Weight layers in registration (= forward, for the sequential architectures) order, each paired with the
     first activation module registered after it and before the next weight layer."""
     probes: list[LayerProbe] = []
-    activation_types = tuple(ACTIVATIONS.values())
     for name, module in model.named_modules():
         if isinstance(module, WEIGHT_LAYERS):
             probes.append(LayerProbe(len(probes), name.removeprefix("model."), module))
-        elif isinstance(module, activation_types) and probes and probes[-1].activation is None:
+        elif isinstance(module, tuple(ACTIVATIONS.values())) and probes and probes[-1].activation is None:
             probes[-1].activation = module
     return probes
 
