@@ -49,3 +49,11 @@ def test_swa_recomputes_batch_norm_statistics_of_the_average():
     with torch.no_grad():
         hidden = swa._average_model.module.model[0](x)
     torch.testing.assert_close(bn.running_mean, hidden.mean(0), rtol=1e-4, atol=1e-4)
+
+
+def test_ema_with_early_stopping_tests_both_weights_of_the_best_checkpoint(run_training, tmp_path):
+    metrics = run_training([*COMMON, "trainer.max_epochs=3", "averaging=ema", "callbacks.early_stopping.enabled=true"])
+    assert metrics["test_weights"] == "best"
+    assert {"test/acc", "test_ema/acc"} <= set(metrics["test"])
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert metrics["epochs"] == len(rows) == 3  # loading the best checkpoint did not rewind the history

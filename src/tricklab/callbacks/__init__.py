@@ -34,7 +34,8 @@ class RunCallbacks:
     others: list[Callback] = field(default_factory=list)
 
     def all(self) -> list[Callback]:
-        named = (self.averaging, self.history, self.guard, self.checkpoint)
+        # ModelCheckpoint before HistoryWriter (also a Checkpoint): test(ckpt_path="best") asks the first one
+        named = (self.averaging, self.checkpoint, self.history, self.guard)
         return [c for c in (*named, *self.others) if c is not None]
 
 

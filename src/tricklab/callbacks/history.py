@@ -58,4 +58,6 @@ class HistoryWriter(Checkpoint):
         return {"rows": self.rows}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.rows = list(state_dict.get("rows", []))
+        """Resuming fills an empty history; loading the best weights to test must not rewind this run's."""
+        if not self.rows:
+            self.rows = list(state_dict.get("rows", []))
