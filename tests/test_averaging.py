@@ -52,7 +52,8 @@ def test_swa_recomputes_batch_norm_statistics_of_the_average():
 
 
 def test_ema_with_early_stopping_tests_both_weights_of_the_best_checkpoint(run_training, tmp_path):
-    metrics = run_training([*COMMON, "trainer.max_epochs=3", "averaging=ema", "callbacks.early_stopping.enabled=true"])
+    metrics = run_training(["data.subset=500", "trainer.max_epochs=3", "averaging=ema",
+                            "callbacks.early_stopping.enabled=true"])
     assert metrics["test_weights"] == "best"
     assert {"test/acc", "test_ema/acc"} <= set(metrics["test"])
     rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
