@@ -81,6 +81,7 @@ def test_layers_csv_matches_hand_computed_statistics(tmp_path):
 
     rows = list(csv.DictReader((tmp_path / "layers.csv").open()))
     assert [(r["step"], r["layer"]) for r in rows] == [("0", "0"), ("0", "1"), ("2", "0"), ("2", "1")]
+    assert {r["epoch"] for r in rows} == {"1", "3"}  # one step per epoch; epochs count from 1
     # by hand, at step 0 (the initial weights)
     hidden = torch.relu(net[0](x))
     logits = net[2](hidden)

@@ -155,8 +155,9 @@ class LayerDiagnostics(Callback):
         self.handles = []
 
     def _row(self, trainer: pl.Trainer, probe: LayerProbe) -> dict[str, Any]:
-        row = {"step": self.step, "epoch": trainer.current_epoch, "layer": probe.index, "name": probe.name,
-               "type": type(probe.layer).__name__, "activation": probe.activation_name or "none"}
+        row = {"step": self.step, "epoch": trainer.current_epoch + 1,  # 1-based, as in history.csv
+               "layer": probe.index, "name": probe.name, "type": type(probe.layer).__name__,
+               "activation": probe.activation_name or "none"}
         row.update({key: float(value) for key, value in probe.stats.items()})
         return row
 
