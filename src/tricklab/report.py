@@ -201,6 +201,7 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
     report.plots = draw_all(report, Path(root))
     (Path(root) / REPORT_FILE).write_text(markdown(report))
     print_table(report)
+    print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.plots)])} in {root}")
     if to_wandb:
         log_to_wandb(report, project, group)
     return report
