@@ -68,16 +68,18 @@ class ClassifierModule(pl.LightningModule):
             return loss + penalty(penalized_weights(self.model), self.l1, self.l2)
         return loss
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
         self.stats[split].update(F.cross_entropy(logits, y), logits, y)
+        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that keep the test predictions."""
+        return self._eval_step(batch, "test")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Accumulate ‖g‖₂ over all parameters (before clipping)."""

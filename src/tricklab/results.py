@@ -10,6 +10,8 @@ from typing import Any
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+LAYERS_FILE = "layers.csv"  # per-layer diagnostics, when diagnostics=on
+PREDICTIONS_FILE = "test_predictions.npz"  # test-set probabilities and labels, for ensembles
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 
 

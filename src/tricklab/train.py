@@ -21,7 +21,7 @@ from tricklab.errors import ConfigError, TricklabError
 from tricklab.results import METRICS_FILE, write_json_atomic
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
-TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip",
+TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
                 "regularization", "trainer", "experiment")
 
 
@@ -63,7 +63,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
         "sizes": datamodule.sizes(),
     }
-    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
     guard = callbacks.guard
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
@@ -74,6 +74,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
         record["status"] = "diverged" if diverged else "completed"
         record["diverged_at_step"] = guard.diverged_at_step if diverged else None
+        record["diverged_reason"] = guard.reason if diverged else None
         record["test"] = tested[0] if tested else {}
         record["test_weights"] = "best" if use_best else "final"
     except (KeyboardInterrupt, SystemExit):

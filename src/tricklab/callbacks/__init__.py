@@ -15,9 +15,12 @@ from pytorch_lightning.callbacks import (
     TQDMProgressBar,
 )
 
+from tricklab.callbacks.averaging import AveragedEvaluation, build_averaging
+from tricklab.callbacks.diagnostics import LayerDiagnostics
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
-from tricklab.results import HISTORY_FILE
+from tricklab.callbacks.predictions import TestPredictions
+from tricklab.results import HISTORY_FILE, LAYERS_FILE, PREDICTIONS_FILE
 
 
 @dataclass
@@ -27,18 +30,29 @@ class RunCallbacks:
     history: HistoryWriter
     guard: DivergenceGuard | None = None
     checkpoint: ModelCheckpoint | None = None
+    averaging: AveragedEvaluation | None = None
     others: list[Callback] = field(default_factory=list)
 
     def all(self) -> list[Callback]:
-        """ModelCheckpoint before HistoryWriter: Lightning's "best" checkpoint is the first Checkpoint."""
-        return [c for c in (self.checkpoint, self.history, self.guard, *self.others) if c is not None]
+        # ModelCheckpoint before HistoryWriter (also a Checkpoint): test(ckpt_path="best") asks the first one
+        named = (self.averaging, self.checkpoint, self.history, self.guard)
+        return [c for c in (*named, *self.others) if c is not None]
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
-    """History, divergence guard, checkpoints (best + last), early stopping, summary and progress bar."""
-    callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE))
+def build_callbacks(
+    cfg: DictConfig, run_dir: Path, diagnostics: DictConfig | None = None, averaging: DictConfig | None = None
+) -> RunCallbacks:
+    """History, test predictions, divergence guard, weight averaging, per-layer diagnostics, checkpoints
+    (best + last), early stopping, summary and progress bar."""
+    average = build_averaging(averaging) if averaging is not None else None
+    extra = tuple(f"val_{average.tag}/{m}" for m in ("loss", "acc")) if average else ()
+    callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE, extra), averaging=average)
+    callbacks.others.append(TestPredictions(run_dir / PREDICTIONS_FILE))
+    if diagnostics is not None and diagnostics.enabled:
+        callbacks.others.append(LayerDiagnostics(run_dir / LAYERS_FILE, diagnostics.every_n_steps,
+                                                 diagnostics.histograms))
     if cfg.divergence.enabled:
-        callbacks.guard = DivergenceGuard()
+        callbacks.guard = DivergenceGuard(cfg.divergence.get("max_loss_factor"))
     if cfg.checkpoint.enabled:
         callbacks.checkpoint = ModelCheckpoint(
             dirpath=run_dir / "checkpoints", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
