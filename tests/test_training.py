@@ -95,8 +95,8 @@ def test_gradient_clipping_by_norm(run_training, monkeypatch, clip, bound):
     recorder = GradientNormAfterClipping()
     build = tricklab.callbacks.build_callbacks
 
-    def with_recorder(cfg, run_dir):
-        callbacks = build(cfg, run_dir)
+    def with_recorder(*args):
+        callbacks = build(*args)
         callbacks.others.append(recorder)
         return callbacks
 
@@ -117,8 +117,8 @@ def test_value_clipping_bounds_every_gradient_entry(run_training, monkeypatch):
 
     build = tricklab.callbacks.build_callbacks
 
-    def with_recorder(cfg, run_dir):
-        callbacks = build(cfg, run_dir)
+    def with_recorder(*args):
+        callbacks = build(*args)
         callbacks.others.append(MaxAbsGradient())
         return callbacks
 
