@@ -66,7 +66,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
 
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir)
-    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
+    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     guard = callbacks.guard
     try:
         trainer.fit(module, datamodule=datamodule)
@@ -91,14 +91,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return record
 
 
-def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks):
+def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
     """The Lightning Trainer for ``cfg.trainer`` and ``cfg.clip``, with the run's callbacks and logger."""
     import pytorch_lightning as pl
 
     from tricklab.loggers import build_logger
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
-    wandb_config = {**ctx.choices, "seed": cfg.seed, "overrides": ctx.overrides, "config": plain}
+    wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
     logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
     t, clip = cfg.trainer, cfg.clip
     trainer = pl.Trainer(

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     ModelCheckpoint,
+    ModelSummary,
     RichModelSummary,
     RichProgressBar,
     TQDMProgressBar,
@@ -51,5 +52,5 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
     if cfg.progress_bar == "rich":
         callbacks.others += [RichProgressBar(), RichModelSummary(max_depth=2)]
     elif cfg.progress_bar == "tqdm":
-        callbacks.others.append(TQDMProgressBar())
+        callbacks.others += [TQDMProgressBar(), ModelSummary(max_depth=2)]
     return callbacks
