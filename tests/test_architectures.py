@@ -189,3 +189,14 @@ def test_torchvision_resnet_gets_a_small_image_stem(build):
     model = build("torchvision", (1, 28, 28))
     assert model.conv1.in_channels == 1 and model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
     assert isinstance(model.maxpool, nn.Identity) and model.fc.out_features == 10
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_init_reaches_every_weight_layer(build, arch):
+    """init=he: every weight ~ N(0, 2/n_in) and every bias 0, inside blocks and branches too."""
+    model = build(arch, (3, 32, 32), ["init=he", "norm=none"])
+    for layer in (m for m in model.modules() if isinstance(m, WEIGHT_LAYERS)):
+        n_in = layer.weight[0].numel()
+        if layer.weight.numel() >= 2000:  # enough weights for a tight std estimate
+            assert layer.weight.std().item() == pytest.approx((2 / n_in) ** 0.5, rel=0.15), layer
+        assert layer.bias is None or not layer.bias.any()

@@ -13,6 +13,7 @@ mobilenet_v2, densenet121, vgg11_bn, ...), built untrained and adapted to small 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -78,7 +79,7 @@ def _adapt_stem(model: nn.Module, in_channels: int) -> None:
         model.maxpool = nn.Identity()
 
 
-def _swap(model: nn.Module, match, make) -> None:
+def _swap(model: nn.Module, match: Callable[[nn.Module], bool], make: Callable[[nn.Module], nn.Module | None]) -> None:
     """Replace every submodule ``match`` accepts by ``make(it)`` (by nn.Identity when that gives None)."""
     for name, module in list(model.named_modules()):
         if name and match(module):
