@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from helpers import run_cli
-from wandb_file import find_run_files, read_run
+from wandb_file import find_run_files, read_finished_run
 
 TINY = ["trainer.max_epochs=1", "data.subset=256", "data.batch_size=64"]
 
@@ -32,4 +32,4 @@ def test_parameter_count_reaches_wandb_config(run_training, tmp_path):
     metrics = run_training(["architecture=resnet", "architecture.depth=8", "logger=wandb", "logger.mode=offline",
                             *TINY])
     (wandb_file,) = find_run_files(tmp_path / "run")
-    assert read_run(wandb_file).config["params"] == metrics["params"] > 0
+    assert read_finished_run(wandb_file).config["params"] == metrics["params"] > 0
