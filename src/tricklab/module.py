@@ -89,10 +89,12 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.stats["train"] = EpochStats()
         self.grad_norm_sum, self.grad_norm_steps = 0.0, 0
+        # The rate this epoch starts with: Lightning steps epoch schedules before on_train_epoch_end.
+        self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self) -> None:
         metrics = self.stats["train"].compute("train")
-        metrics["lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["lr"] = torch.tensor(self.epoch_lr)
         metrics["grad_norm"] = torch.as_tensor(self.grad_norm_sum) / max(self.grad_norm_steps, 1)
         self.log_dict(metrics, prog_bar=False, sync_dist=True)
 

@@ -31,7 +31,8 @@ class RunCallbacks:
     others: list[Callback] = field(default_factory=list)
 
     def all(self) -> list[Callback]:
-        return [c for c in (self.history, self.guard, self.checkpoint, *self.others) if c is not None]
+        """ModelCheckpoint before HistoryWriter: Lightning's "best" checkpoint is the first Checkpoint."""
+        return [c for c in (self.checkpoint, self.history, self.guard, *self.others) if c is not None]
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:

@@ -52,9 +52,3 @@ class HistoryWriter(Checkpoint):
         if not values:
             return None
         return (min if mode == "min" else max)(values, key=lambda v: v[0])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.rows = list(state_dict.get("rows", []))
