@@ -115,6 +115,10 @@ RULES: dict[str, Rule] = {
     "architecture.channels": Rule(list, "a non-empty list of positive integers", _positive_int_list),
     "architecture.kernel_size": Rule(int, "an odd positive integer", lambda v: v > 0 and v % 2 == 1),
     "architecture.hidden": positive(int),
+    "architecture.width_multiplier": positive(),
+    "architecture.residual": Rule(bool, "true or false"),
+    "architecture.blocks": Rule(list, "a non-empty list of positive integers (modules per stage)", _positive_int_list),
+    "architecture.kind": one_of(("mlp", "cnn")),
     "init.std": positive(),
     "init.gain": positive(),
     "norm.groups": positive(int),
@@ -168,15 +172,25 @@ RULES: dict[str, Rule] = {
     "trainer.check_val_every_n_epoch": positive(int),
 }
 
+# Rules for keys whose meaning depends on the architecture family (architecture.family, else .name).
+FAMILY_RULES: dict[str, dict[str, Rule]] = {
+    "resnet": {"architecture.depth": Rule(
+        int, "6n+2 with n ≥ 1 blocks per stage, e.g. 8, 14, 20, 32, 44, 56, 110", lambda v: v >= 8 and v % 6 == 2)},
+    "plain_deep": {"architecture.depth": Rule(int, "an integer ≥ 2 (weight layers, the classifier included)",
+                                              lambda v: v >= 2)},
+}
+
 # Metrics a monitor can only see when there is a validation split.
 VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callbacks.checkpoint.monitor")
 
 
 def validate(cfg: DictConfig) -> None:
     """Check every value in ``cfg`` against RULES; raise one ConfigError listing all problems."""
+    family = _lookup(cfg, "architecture.family")
+    family = _lookup(cfg, "architecture.name") if family is _MISSING else family
     problems = [
         f"{key}={_show(value)} is not allowed: {why}; {key} must be {rule.allowed}."
-        for key, rule in RULES.items()
+        for key, rule in {**RULES, **FAMILY_RULES.get(family, {})}.items()
         if (value := _lookup(cfg, key)) is not _MISSING and (why := rule.problem(value))
     ]
     problems += _cross_checks(cfg)

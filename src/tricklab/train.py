@@ -64,7 +64,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "sizes": datamodule.sizes(),
     }
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
-    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
+    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     guard = callbacks.guard
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
@@ -91,14 +91,14 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return record
 
 
-def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks):
+def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
     """The Lightning Trainer for ``cfg.trainer`` and ``cfg.clip``, with the run's callbacks and logger."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     from tricklab.loggers import build_logger
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
-    wandb_config = {**ctx.choices, "seed": cfg.seed, "overrides": ctx.overrides, "config": plain}
+    wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
     logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
     t = cfg.trainer
     try:

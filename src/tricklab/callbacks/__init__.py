@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     ModelCheckpoint,
+    ModelSummary,
     RichModelSummary,
     RichProgressBar,
     TQDMProgressBar,
@@ -66,5 +67,5 @@ def build_callbacks(
     if cfg.progress_bar == "rich":
         callbacks.others += [RichProgressBar(), RichModelSummary(max_depth=2)]
     elif cfg.progress_bar == "tqdm":
-        callbacks.others.append(TQDMProgressBar())
+        callbacks.others += [TQDMProgressBar(), ModelSummary(max_depth=2)]
     return callbacks
