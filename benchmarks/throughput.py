@@ -67,7 +67,9 @@ def tricklab_fit(cfg, plain, dm, model, epochs, tmp: Path) -> float:
     cfg.trainer.max_epochs = epochs
     module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
     ctx = RunContext(tmp / "run")
-    trainer, _ = _build_trainer(cfg, plain, ctx, "bench", build_callbacks(cfg.callbacks, ctx.run_dir))
+    ctx.run_dir.mkdir(parents=True)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    trainer, _ = _build_trainer(cfg, plain, ctx, "bench", callbacks, sum(p.numel() for p in model.parameters()))
     start = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     return time.perf_counter() - start
