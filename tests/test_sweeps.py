@@ -22,11 +22,11 @@ from wandb_file import find_run_files, read_run
 
 from tricklab.config import CONF_DIR, PROJECT_ROOT
 from tricklab.errors import ConfigError
-from tricklab.sweeps.devices import Slot, plan_slots, split_cores, visible_gpus
-from tricklab.sweeps.manifest import MANIFEST_FILE
-from tricklab.sweeps.messages import JobOrder, Setup
-from tricklab.sweeps.naming import create_sweep_dir, job_dirname, sweep_dir
-from tricklab.sweeps.pool import WorkerPool
+from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
+from tricklab.launch.manifest import MANIFEST_FILE
+from tricklab.launch.messages import JobOrder, Setup
+from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir
+from tricklab.launch.pool import WorkerPool
 
 TESTS_DIR = Path(__file__).parent
 # Small, fast jobs: 300 MNIST-1D samples, 2 epochs, no progress bar.

@@ -85,3 +85,17 @@ def read_run(path: Path) -> WandbRun:
 def find_run_files(root: Path) -> list[Path]:
     """All ``run-*.wandb`` files below ``root``."""
     return sorted(Path(root).rglob("run-*.wandb"))
+
+
+def read_finished_run(path: Path, timeout: float = 30.0) -> WandbRun:
+    """``read_run`` once the file holds its closing ``exit`` record: after ``wandb.finish()`` returns, the
+    offline writer may still be flushing the last records (seen: a history row missing on a first read)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = read_records(path)
+        if records and records[-1].WhichOneof("record_type") == "exit":
+            break
+        time.sleep(0.1)
+    return read_run(path)

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tricklab.errors import ConfigError
-from tricklab.sweeps.naming import job_dirname, sweep_dir
+from tricklab.launch.naming import job_dirname, sweep_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -30,7 +30,7 @@ MODES = ("min", "max")
 
 def register_resolvers() -> None:
     """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from;
-    ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.sweeps.naming."""
+    ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.launch.naming."""
     OmegaConf.register_new_resolver("tricklab_root", lambda: str(PROJECT_ROOT), replace=True)
     OmegaConf.register_new_resolver("tricklab_sweep_dir", _exit_on_user_error(sweep_dir), replace=True, use_cache=True)
     OmegaConf.register_new_resolver("tricklab_job_dirname", job_dirname, replace=True)
@@ -135,6 +135,10 @@ RULES: dict[str, Rule] = {
     "architecture.channels": Rule(list, "a non-empty list of positive integers", _positive_int_list),
     "architecture.kernel_size": Rule(int, "an odd positive integer", lambda v: v > 0 and v % 2 == 1),
     "architecture.hidden": positive(int),
+    "architecture.width_multiplier": positive(),
+    "architecture.residual": Rule(bool, "true or false"),
+    "architecture.blocks": Rule(list, "a non-empty list of positive integers (modules per stage)", _positive_int_list),
+    "architecture.kind": one_of(("mlp", "cnn")),
     "init.std": positive(),
     "init.gain": positive(),
     "norm.groups": positive(int),
@@ -174,11 +178,26 @@ RULES: dict[str, Rule] = {
     "callbacks.checkpoint.monitor": one_of(METRICS),
     "callbacks.checkpoint.mode": one_of(MODES),
     "callbacks.divergence.enabled": Rule(bool, "true or false"),
+    "callbacks.divergence.max_loss_factor": Rule(float, "a number > 1, or null", lambda v: v > 1, nullable=True),
+    "diagnostics.enabled": Rule(bool, "true or false"),
+    "diagnostics.every_n_steps": positive(int),
+    "diagnostics.histograms": Rule(bool, "true or false"),
+    "averaging.decay": fraction(low_open=True, what="an EMA decay"),
+    "averaging.start_step": non_negative(int),
+    "averaging.start_fraction": fraction(what="a share of the epochs"),
     "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
     "logger.mode": one_of(("auto", "online", "offline", "disabled")),
     "logger.tags": Rule(list, "a list of strings"),
     "trainer.max_epochs": positive(int),
     "trainer.check_val_every_n_epoch": positive(int),
+}
+
+# Rules for keys whose meaning depends on the architecture family (architecture.family, else .name).
+FAMILY_RULES: dict[str, dict[str, Rule]] = {
+    "resnet": {"architecture.depth": Rule(
+        int, "6n+2 with n ≥ 1 blocks per stage, e.g. 8, 14, 20, 32, 44, 56, 110", lambda v: v >= 8 and v % 6 == 2)},
+    "plain_deep": {"architecture.depth": Rule(int, "an integer ≥ 2 (weight layers, the classifier included)",
+                                              lambda v: v >= 2)},
 }
 
 # Metrics a monitor can only see when there is a validation split.
@@ -187,9 +206,11 @@ VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callba
 
 def validate(cfg: DictConfig) -> None:
     """Check every value in ``cfg`` against RULES; raise one ConfigError listing all problems."""
+    family = _lookup(cfg, "architecture.family")
+    family = _lookup(cfg, "architecture.name") if family is _MISSING else family
     problems = [
         f"{key}={_show(value)} is not allowed: {why}; {key} must be {rule.allowed}."
-        for key, rule in RULES.items()
+        for key, rule in {**RULES, **FAMILY_RULES.get(family, {})}.items()
         if (value := _lookup(cfg, key)) is not _MISSING and (why := rule.problem(value))
     ]
     problems += _cross_checks(cfg)

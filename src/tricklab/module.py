@@ -68,16 +68,18 @@ class ClassifierModule(pl.LightningModule):
             return loss + penalty(penalized_weights(self.model), self.l1, self.l2)
         return loss
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> None:
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
         self.stats[split].update(F.cross_entropy(logits, y), logits, y)
+        return logits
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the logits, for callbacks that keep the test predictions."""
+        return self._eval_step(batch, "test")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Accumulate ‖g‖₂ over all parameters (before clipping)."""
@@ -89,10 +91,12 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.stats["train"] = EpochStats()
         self.grad_norm_sum, self.grad_norm_steps = 0.0, 0
+        # The rate this epoch starts with: Lightning steps epoch schedules before on_train_epoch_end.
+        self.epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
 
     def on_train_epoch_end(self) -> None:
         metrics = self.stats["train"].compute("train")
-        metrics["lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
+        metrics["lr"] = torch.tensor(self.epoch_lr)
         metrics["grad_norm"] = torch.as_tensor(self.grad_norm_sum) / max(self.grad_norm_steps, 1)
         self.log_dict(metrics, prog_bar=False, sync_dist=True)
 

@@ -10,6 +10,8 @@ from typing import Any
 
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
+LAYERS_FILE = "layers.csv"  # per-layer diagnostics, when diagnostics=on
+PREDICTIONS_FILE = "test_predictions.npz"  # test-set probabilities and labels, for ensembles
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 
 
@@ -50,6 +52,7 @@ def print_summary(metrics: dict[str, Any]) -> None:
         ("test accuracy", _fmt(metrics.get("test", {}).get("test/acc"))),
         ("test loss", _fmt(metrics.get("test", {}).get("test/loss"))),
         ("best val accuracy", f"{_fmt(best.get('val/acc'))} (epoch {best.get('val/acc_epoch', '-')})"),
+        ("parameters", f"{metrics['params']:,}" if "params" in metrics else "-"),
         ("epochs", str(metrics.get("epochs", "-"))),
         ("wall time", f"{metrics.get('wall_time_s', 0):.1f} s"),
         ("run dir", str(metrics.get("run_dir", ""))),

@@ -17,12 +17,12 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, register_resolvers, validate
-from tricklab.errors import TricklabError
+from tricklab.errors import ConfigError, TricklabError
+from tricklab.launch.manifest import job_status
 from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
-from tricklab.sweeps.manifest import job_status
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
-TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip",
+TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
                 "regularization", "trainer", "experiment")
 
 
@@ -65,11 +65,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
         "sizes": datamodule.sizes(), "resumed_from": resume_from,
     }
-    write_json_atomic(ctx.run_dir / METRICS_FILE, record)
-
-    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir)
-    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     guard = callbacks.guard
+    write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         diverged = guard is not None and guard.diverged_at_step is not None
@@ -77,6 +76,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
         record["status"] = "diverged" if diverged else "completed"
         record["diverged_at_step"] = guard.diverged_at_step if diverged else None
+        record["diverged_reason"] = guard.reason if diverged else None
         record["test"] = tested[0] if tested else {}
         record["test_weights"] = "best" if use_best else "final"
     except (KeyboardInterrupt, SystemExit):
@@ -100,17 +100,31 @@ def interrupted_checkpoint(run_dir: Path) -> str | None:
     return str(last) if last.is_file() and job_status(run_dir) in ("running", "interrupted") else None
 
 
-def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks):
+def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
     """The Lightning Trainer for ``cfg.trainer`` and ``cfg.clip``, with the run's callbacks and logger."""
-    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     from tricklab.loggers import build_logger
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
-    wandb_config = {**ctx.choices, "seed": cfg.seed, "overrides": ctx.overrides, "config": plain}
+    wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
     logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
+    t = cfg.trainer
+    try:
+        trainer = _trainer(cfg, ctx.run_dir, callbacks, logger)
+    except MisconfigurationException as err:
+        raise ConfigError(
+            f"trainer settings accelerator={t.accelerator}, devices={t.devices}, strategy={t.strategy}, "
+            f"precision={t.precision} cannot run on this machine: {err}"
+        ) from None
+    return trainer, logger
+
+
+def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
+    import pytorch_lightning as pl
+
     t, clip = cfg.trainer, cfg.clip
-    trainer = pl.Trainer(
+    return pl.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         precision=t.precision, deterministic=t.deterministic,
         limit_train_batches=t.limit_train_batches, check_val_every_n_epoch=t.check_val_every_n_epoch,
@@ -118,11 +132,11 @@ def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name
         gradient_clip_val={"norm": clip.get("max_norm"), "value": clip.get("max_value")}.get(clip.name),
         gradient_clip_algorithm=clip.name if clip.name in ("norm", "value") else None,
         callbacks=callbacks.all(), logger=logger or False,
-        enable_checkpointing=callbacks.checkpoint is not None, enable_progress_bar=cfg.callbacks.progress_bar != "none",
+        enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
+        enable_progress_bar=cfg.callbacks.progress_bar != "none",
         enable_model_summary=cfg.callbacks.progress_bar != "none",
-        default_root_dir=str(ctx.run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
     )
-    return trainer, logger
 
 
 def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:

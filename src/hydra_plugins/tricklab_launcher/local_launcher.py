@@ -5,7 +5,7 @@
 
 Jobs whose folder already holds a completed metrics.json are skipped (that is how ``resume=<sweep dir>``
 works); a job that fails is recorded and the sweep goes on; the sweep ends with a summary and, when a job
-failed, a non-zero exit. The machinery lives in ``tricklab.sweeps``; this module is what Hydra sees.
+failed, a non-zero exit. The machinery lives in ``tricklab.launch``; this module is what Hydra sees.
 """
 
 
@@ -57,7 +57,7 @@ class WorkerPoolLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from tricklab.sweeps.manifest import SweepManifest, job_status
+        from tricklab.launch.manifest import SweepManifest, job_status
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -85,8 +85,8 @@ class WorkerPoolLauncher(Launcher):
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
         from tricklab.errors import ConfigError
-        from tricklab.sweeps.devices import plan_slots, usable_cores, visible_gpus
-        from tricklab.sweeps.pool import WorkerPool
+        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
+        from tricklab.launch.pool import WorkerPool
 
         if self.pool is None:
             try:
@@ -100,7 +100,7 @@ class WorkerPoolLauncher(Launcher):
 
     def _order(self, num: int, overrides: Sequence[str]):
         """The job's sweep config with its folder resolved here, once, in the launching process."""
-        from tricklab.sweeps.messages import JobOrder
+        from tricklab.launch.messages import JobOrder
 
         config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         with open_dict(config):
@@ -125,7 +125,7 @@ class WorkerPoolLauncher(Launcher):
 
     def _setup(self):
         from tricklab.errors import ConfigError
-        from tricklab.sweeps.messages import Setup
+        from tricklab.launch.messages import Setup
 
         module, name = self.task_function.__module__, self.task_function.__name__
         if module == "__main__":
@@ -137,8 +137,8 @@ class WorkerPoolLauncher(Launcher):
 
     def _record(self, order, outcome) -> JobReturn:
         """Put the outcome in the job's metrics.json (if the job could not) and in the manifest."""
-        from tricklab.sweeps.manifest import job_status, mark_failed
-        from tricklab.sweeps.messages import OUTPUT_LOG
+        from tricklab.launch.manifest import job_status, mark_failed
+        from tricklab.launch.messages import OUTPUT_LOG
 
         status = job_status(order.job_dir)
         if not outcome.ok and status in (None, "running"):

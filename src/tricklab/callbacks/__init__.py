@@ -10,14 +10,18 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     ModelCheckpoint,
+    ModelSummary,
     RichModelSummary,
     RichProgressBar,
     TQDMProgressBar,
 )
 
+from tricklab.callbacks.averaging import AveragedEvaluation, build_averaging
+from tricklab.callbacks.diagnostics import LayerDiagnostics
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
-from tricklab.results import HISTORY_FILE
+from tricklab.callbacks.predictions import TestPredictions
+from tricklab.results import HISTORY_FILE, LAYERS_FILE, PREDICTIONS_FILE
 
 
 @dataclass
@@ -27,17 +31,29 @@ class RunCallbacks:
     history: HistoryWriter
     guard: DivergenceGuard | None = None
     checkpoint: ModelCheckpoint | None = None
+    averaging: AveragedEvaluation | None = None
     others: list[Callback] = field(default_factory=list)
 
     def all(self) -> list[Callback]:
-        return [c for c in (self.history, self.guard, self.checkpoint, *self.others) if c is not None]
+        # ModelCheckpoint before HistoryWriter (also a Checkpoint): test(ckpt_path="best") asks the first one
+        named = (self.averaging, self.checkpoint, self.history, self.guard)
+        return [c for c in (*named, *self.others) if c is not None]
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
-    """History, divergence guard, checkpoints (best + last), early stopping, summary and progress bar."""
-    callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE))
+def build_callbacks(
+    cfg: DictConfig, run_dir: Path, diagnostics: DictConfig | None = None, averaging: DictConfig | None = None
+) -> RunCallbacks:
+    """History, test predictions, divergence guard, weight averaging, per-layer diagnostics, checkpoints
+    (best + last), early stopping, summary and progress bar."""
+    average = build_averaging(averaging) if averaging is not None else None
+    extra = tuple(f"val_{average.tag}/{m}" for m in ("loss", "acc")) if average else ()
+    callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE, extra), averaging=average)
+    callbacks.others.append(TestPredictions(run_dir / PREDICTIONS_FILE))
+    if diagnostics is not None and diagnostics.enabled:
+        callbacks.others.append(LayerDiagnostics(run_dir / LAYERS_FILE, diagnostics.every_n_steps,
+                                                 diagnostics.histograms))
     if cfg.divergence.enabled:
-        callbacks.guard = DivergenceGuard()
+        callbacks.guard = DivergenceGuard(cfg.divergence.get("max_loss_factor"))
     if cfg.checkpoint.enabled:
         callbacks.checkpoint = ModelCheckpoint(
             dirpath=run_dir / "checkpoints", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
@@ -51,5 +67,5 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
     if cfg.progress_bar == "rich":
         callbacks.others += [RichProgressBar(), RichModelSummary(max_depth=2)]
     elif cfg.progress_bar == "tqdm":
-        callbacks.others.append(TQDMProgressBar())
+        callbacks.others += [TQDMProgressBar(), ModelSummary(max_depth=2)]
     return callbacks

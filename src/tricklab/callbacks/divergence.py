@@ -1,4 +1,8 @@
-"""Stop training the moment the training loss is NaN or Inf, and remember the step."""
+"""Stop training the moment it diverges, and remember the step.
+
+Divergence = the training loss or any gradient is NaN/Inf, or the loss exceeds ``max_loss_factor`` × the loss
+of the first step (L_t > k·L_0: the run has left the region it started in and will not come back).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,43 @@ import math
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback
 
 
 class DivergenceGuard(Callback):
-    """Sets ``trainer.should_stop`` on a non-finite loss; ``diverged_at_step`` is then the global step."""
+    """Sets ``trainer.should_stop`` on divergence; ``diverged_at_step`` is then the (0-based) optimizer step whose
+    loss or gradient was bad, ``reason`` says which."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_loss_factor: float | None = None) -> None:
+        self.max_loss_factor = max_loss_factor
+        self.initial_loss: float | None = None
         self.diverged_at_step: int | None = None
+        self.reason: str | None = None
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+            self._stop(trainer, trainer.global_step, "non-finite gradient")
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at_step = trainer.global_step
-            trainer.should_stop = True
+        if loss is None:
+            return
+        value, step = float(loss), trainer.global_step - 1  # the step this loss was computed at
+        if not math.isfinite(value):
+            self._stop(trainer, step, "non-finite loss")
+        elif self.initial_loss is None:
+            self.initial_loss = value
+        elif self.max_loss_factor is not None and value > self.max_loss_factor * self.initial_loss:
+            why = f"loss {value:.4g} > {self.max_loss_factor:g} × first loss {self.initial_loss:.4g}"
+            self._stop(trainer, step, why)
+
+    def _stop(self, trainer: pl.Trainer, step: int, reason: str) -> None:
+        if self.diverged_at_step is None:
+            self.diverged_at_step, self.reason = step, reason
+        trainer.should_stop = True

@@ -20,8 +20,9 @@ class HistoryWriter(Checkpoint):
     where the module logs the epoch's training metrics.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra_columns: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        self.columns = COLUMNS + tuple(extra_columns)
         self.rows: list[dict[str, Any]] = []
         self.started = time.perf_counter()
 
@@ -34,14 +35,14 @@ class HistoryWriter(Checkpoint):
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
                "time_s": round(time.perf_counter() - self.started, 3)}
-        row.update({key: float(metrics[key]) for key in COLUMNS if key in metrics})
+        row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         self.rows.append(row)
         self._write()
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")
         with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.path)
@@ -57,4 +58,6 @@ class HistoryWriter(Checkpoint):
         return {"rows": self.rows}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.rows = list(state_dict.get("rows", []))
+        """Resuming fills an empty history; loading the best weights to test must not rewind this run's."""
+        if not self.rows:
+            self.rows = list(state_dict.get("rows", []))

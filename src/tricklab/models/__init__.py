@@ -1,4 +1,8 @@
-"""Architectures. Each takes (cfg, LayerKit, input_shape, num_classes); ``build_model`` adds the init."""
+"""Architectures. Each takes (cfg, LayerKit, input_shape, num_classes); ``build_model`` adds the init.
+
+The builder is chosen by ``architecture.family``, which defaults to ``architecture.name``: only the
+torchvision YAML sets a family, because there ``name`` picks one of torchvision's models (resnet18, ...).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,24 @@ from torch import nn
 
 from tricklab.errors import ConfigError
 from tricklab.models.cnn import build_cnn
+from tricklab.models.inception import build_inception
 from tricklab.models.layers import LayerKit
 from tricklab.models.mlp import build_mlp
+from tricklab.models.plain_deep import build_plain_deep
+from tricklab.models.resnet import build_resnet
+from tricklab.models.torchvision_models import build_torchvision
 from tricklab.tricks.init import apply_init
 from tricklab.tricks.norm import apply_weight_norm
 
 Builder = Callable[[dict[str, Any], LayerKit, tuple[int, ...], int], nn.Module]
-ARCHITECTURES: dict[str, Builder] = {"mlp": build_mlp, "cnn": build_cnn}
+ARCHITECTURES: dict[str, Builder] = {
+    "mlp": build_mlp,
+    "cnn": build_cnn,
+    "resnet": build_resnet,
+    "inception": build_inception,
+    "plain_deep": build_plain_deep,
+    "torchvision": build_torchvision,
+}
 
 
 def build_model(
@@ -30,9 +45,9 @@ def build_model(
 
     Weight normalisation is applied last, so that w = g·v/‖v‖ starts equal to the initialised w.
     """
-    name = arch_cfg["name"]
-    if name not in ARCHITECTURES:
-        raise ConfigError(f"architecture={name} is unknown; known: {', '.join(ARCHITECTURES)}.")
+    family = arch_cfg.get("family", arch_cfg["name"])
+    if family not in ARCHITECTURES:
+        raise ConfigError(f"architecture={family} is unknown; known: {', '.join(ARCHITECTURES)}.")
     kit = LayerKit(norm_cfg=norm_cfg, activation=arch_cfg.get("activation", "relu"), dropout_cfg=dropout_cfg)
-    model = apply_init(ARCHITECTURES[name](arch_cfg, kit, tuple(input_shape), num_classes), init_cfg)
+    model = apply_init(ARCHITECTURES[family](arch_cfg, kit, tuple(input_shape), num_classes), init_cfg)
     return apply_weight_norm(model) if norm_cfg["name"] == "weight" else model

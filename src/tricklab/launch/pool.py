@@ -2,7 +2,7 @@
 
 Written here rather than taken from joblib/loky or submitit: loky reuses workers without resetting them and
 knows nothing of GPUs, submitit's local executor gives every job GPU 0. Workers are plain subprocesses
-(``python -m tricklab.sweeps.worker``) talking over a socket pair, so their environment is set before Python
+(``python -m tricklab.launch.worker``) talking over a socket pair, so their environment is set before Python
 starts and the sweep script is never re-imported in them. A worker that dies is replaced (same slot) and its
 job reported as failed.
 """
@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 
-from tricklab.sweeps.devices import Slot
-from tricklab.sweeps.messages import JobOrder, JobOutcome, Setup
+from tricklab.launch.devices import Slot
+from tricklab.launch.messages import JobOrder, JobOutcome, Setup
 
 STOP_GRACE_S = 10.0
 
@@ -31,7 +31,7 @@ class Worker:
     def __init__(self, slot: Slot, setup: Setup) -> None:
         self.slot = slot
         ours, theirs = socket.socketpair()
-        cmd = [sys.executable, "-m", "tricklab.sweeps.worker", str(theirs.fileno()),
+        cmd = [sys.executable, "-m", "tricklab.launch.worker", str(theirs.fileno()),
                ",".join(map(str, slot.cores))]
         self.process = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env={**os.environ, **slot.env()})
         theirs.close()

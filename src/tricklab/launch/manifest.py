@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tricklab.launch.messages import OUTPUT_LOG
 from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
-from tricklab.sweeps.messages import OUTPUT_LOG
 
 MANIFEST_FILE = "sweep.json"
 # Statuses a job ends with; "failed" is the one that makes the sweep exit non-zero.

@@ -1,4 +1,4 @@
-"""One worker process of a local sweep: ``python -m tricklab.sweeps.worker <socket fd> <cores>``.
+"""One worker process of a local sweep: ``python -m tricklab.launch.worker <socket fd> <cores>``.
 
 The pool starts it with its slot's environment (GPU, threads) already set, so CUDA and OpenMP see only what
 the worker owns from the first import. It then runs jobs one after another, each through Hydra's ``run_job``
@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tricklab.sweeps.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
+from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 
 
 def main(argv: list[str]) -> None:

@@ -1,0 +1,157 @@
+"""Training throughput of the default run (MNIST-1D, MLP 40-256-256-10, Adam, batch 128), three ways, in one run:
+
+1. plain: a hand-written PyTorch loop over in-memory tensors (the ceiling);
+2. tricklab: the real ClassifierModule, TensorDataModule, callbacks and Trainer that `python train.py` builds;
+3. template: Lightning + DataLoader + per-step `self.log` (lightning-hydra-template's way).
+
+Same model init, same batch order (one randperm per epoch from the same seed), no validation anywhere, same
+torch thread count. Prints samples/s and the ratios to the plain loop. Target: tricklab >= 0.9x plain.
+
+    python benchmarks/throughput.py [--epochs 30] [--threads 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import compose_config  # noqa: E402
+
+from tricklab.callbacks import build_callbacks  # noqa: E402
+from tricklab.data.datamodule import TensorDataModule  # noqa: E402
+from tricklab.models import build_model  # noqa: E402
+from tricklab.module import ClassifierModule  # noqa: E402
+from tricklab.train import RunContext, _build_trainer  # noqa: E402
+
+OVERRIDES = ["logger=none", "data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]
+
+
+def setup(tmp: Path):
+    cfg = compose_config(OVERRIDES, tmp / "out", tmp / "data")
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    dm = TensorDataModule(plain["data"], tmp / "data", cfg.seed)
+    torch.manual_seed(0)
+    model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"], dm.input_shape,
+                        dm.num_classes)
+    return cfg, plain, dm, model
+
+
+def permutations(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=generator) for _ in range(epochs)]
+
+
+def plain_loop(model, x, y, epochs, batch_size, seed) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for order in permutations(len(x), epochs, seed):
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return time.perf_counter() - start
+
+
+def tricklab_fit(cfg, plain, dm, model, epochs, tmp: Path) -> float:
+    cfg.trainer.max_epochs = epochs
+    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
+    ctx = RunContext(tmp / "run")
+    ctx.run_dir.mkdir(parents=True)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    trainer, _ = _build_trainer(cfg, plain, ctx, "bench", callbacks, sum(p.numel() for p in model.parameters()))
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    return time.perf_counter() - start
+
+
+def template_fit(model, x, y, epochs, batch_size, seed) -> float:
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class TemplateModule(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            xb, yb = batch
+            logits = self.model(xb)
+            loss = F.cross_entropy(logits, yb)
+            self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+            self.log("train/acc", (logits.argmax(1) == yb).float().mean(), on_step=True, on_epoch=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    orders = permutations(len(x), epochs, seed)
+
+    class SameOrder(torch.utils.data.Sampler):
+        def __init__(self):
+            self.epoch = 0
+
+        def __iter__(self):
+            order = orders[min(self.epoch, epochs - 1)]
+            self.epoch += 1
+            return iter([order[i : i + batch_size].tolist() for i in range(0, len(x), batch_size)])
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+    loader = DataLoader(TensorDataset(x, y), batch_sampler=SameOrder())
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(TemplateModule(), loader)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeats", type=int, default=3, help="best of N for each way")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import logging
+    import tempfile
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        cfg, plain, dm, model = setup(tmp)
+        x, y = dm.tensors["train"]
+        batch_size, seed = cfg.data.batch_size, cfg.seed
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+
+        def fresh():
+            model.load_state_dict(initial)
+            return model
+
+        timings = {"plain": [], "tricklab": [], "template": []}
+        for repeat in range(args.repeats):
+            timings["plain"].append(plain_loop(fresh(), x, y, args.epochs, batch_size, seed))
+            timings["tricklab"].append(tricklab_fit(cfg, plain, dm, fresh(), args.epochs, tmp / str(repeat)))
+            timings["template"].append(template_fit(fresh(), x, y, args.epochs, batch_size, seed))
+    samples = args.epochs * len(y)
+    print(f"default MLP on MNIST-1D: {len(y)} train samples x {args.epochs} epochs, batch {batch_size}, "
+          f"{args.threads} torch threads, best of {args.repeats}")
+    base = samples / min(timings["plain"])
+    for way, times in timings.items():
+        rate = samples / min(times)
+        print(f"  {way:9s} {rate:10.0f} samples/s   {rate / base:5.2f}x plain")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Per-layer diagnostics: what the activations and gradients of every weight layer do as training goes.
+
+Every ``every_n_steps`` optimizer steps, for each weight layer l (Linear/Conv, in forward order) it records
+
+- of the activation a_l that follows the layer (the output of the first activation module after it; for the
+  last layer, which has none, its output = the logits): mean, std (over all entries of the batch),
+  ``dead_frac`` (ReLU: share of units, i.e. features/channels, that are 0 for every example and position) or
+  ``saturated_frac`` (tanh: share of entries with |a| > 0.99; sigmoid: a < 0.01 or a > 0.99);
+- of its weights W_l (every parameter of the layer but the bias; under weight norm, g and v): ‖W_l‖, the
+  gradient norm ‖∂L/∂W_l‖ (before clipping) and the update ratio ‖ΔW_l‖/‖W_l‖ of that optimizer step.
+
+Rows go to ``layers.csv`` (one per step × layer) and to the run's loggers (line plots; W&B histograms). Forward
+hooks exist only during a diagnosed step, so the other steps cost one integer test.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.loggers import WandbLogger
+from torch import nn
+
+from tricklab.models.layers import ACTIVATIONS
+from tricklab.tricks.norm import WEIGHT_LAYERS
+
+COLUMNS = ("step", "epoch", "layer", "name", "type", "activation", "act_mean", "act_std", "dead_frac",
+           "saturated_frac", "weight_norm", "grad_norm", "update_ratio")
+HISTOGRAM_VALUES = 10_000  # at most this many entries of a tensor go into a W&B histogram
+ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
+
+
+def activation_stats(a: torch.Tensor, activation: str | None) -> dict[str, torch.Tensor]:
+    """Mean, std, and dead (ReLU) or saturated (tanh, sigmoid) fraction of a batch of activations (N, C, ...)."""
+    a = a.detach().float()
+    stats = {"act_mean": a.mean(), "act_std": a.std()}
+    if activation == "relu":
+        alive = (a.transpose(0, 1).reshape(a.shape[1], -1) > 0).any(dim=1)
+        stats["dead_frac"] = 1 - alive.float().mean()
+    elif activation == "tanh":
+        stats["saturated_frac"] = (a.abs() > 0.99).float().mean()
+    elif activation == "sigmoid":
+        stats["saturated_frac"] = ((a < 0.01) | (a > 0.99)).float().mean()
+    return stats
+
+
+def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.detach().float()) for t in tensors]))
+
+
+@dataclass
+class LayerProbe:
+    """One weight layer, the activation module that follows it (None for the output layer), what was seen."""
+
+    index: int
+    name: str
+    layer: nn.Module
+    activation: nn.Module | None = None
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    keep_sample: bool = False  # keep activation entries for a histogram
+    sample: torch.Tensor | None = None
+    before: list[torch.Tensor] = field(default_factory=list)  # weights before the optimizer step
+
+    @property
+    def weights(self) -> list[torch.Tensor]:
+        return [p for name, p in self.layer.named_parameters() if not name.endswith("bias")]
+
+    @property
+    def activation_name(self) -> str | None:
+        return ACTIVATION_NAMES.get(type(self.activation)) if self.activation is not None else None
+
+    def hook(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self.stats = activation_stats(output, self.activation_name)
+        if self.keep_sample:
+            self.sample = output.detach().flatten()[:HISTOGRAM_VALUES].float().cpu()
+
+
+def find_probes(model: nn.Module) -> list[LayerProbe]:
+    """Weight layers in registration (= forward, for the sequential architectures) order, each paired with the
+    first activation module registered after it and before the next weight layer."""
+    probes: list[LayerProbe] = []
+    for name, module in model.named_modules():
+        if isinstance(module, WEIGHT_LAYERS):
+            probes.append(LayerProbe(len(probes), name.removeprefix("model."), module))
+        elif isinstance(module, tuple(ACTIVATIONS.values())) and probes and probes[-1].activation is None:
+            probes[-1].activation = module
+    return probes
+
+
+class LayerDiagnostics(Callback):
+    """Records the per-layer statistics above every ``every_n_steps`` steps (step 0 included)."""
+
+    def __init__(self, path: Path, every_n_steps: int, histograms: bool = True) -> None:
+        self.path, self.every_n_steps, self.histograms = Path(path), every_n_steps, histograms
+        self.probes: list[LayerProbe] = []
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.step: int | None = None  # the step being diagnosed, None between diagnosed steps
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.probes = find_probes(pl_module)
+        if trainer.is_global_zero and not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(COLUMNS)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps or self.step == trainer.global_step:
+            return
+        self.step = trainer.global_step
+        keep = self.histograms and self._wandb(trainer) is not None
+        for probe in self.probes:
+            probe.stats, probe.sample, probe.keep_sample = {}, None, keep
+            target = probe.activation if probe.activation is not None else probe.layer
+            self.handles.append(target.register_forward_hook(probe.hook))
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        if self.step is None:
+            return
+        self._remove_hooks()
+        for probe in self.probes:
+            grads = [p.grad for p in probe.weights if p.grad is not None]
+            probe.stats["weight_norm"] = _norm(probe.weights)
+            if grads:
+                probe.stats["grad_norm"] = _norm(grads)
+            probe.before = [p.detach().clone() for p in probe.weights]
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.step is None or trainer.global_step == self.step:  # optimizer step not taken yet (accumulating)
+            return
+        self._remove_hooks()
+        for probe in self.probes:
+            if probe.before:
+                delta = [p.detach() - b for p, b in zip(probe.weights, probe.before, strict=True)]
+                probe.stats["update_ratio"] = _norm(delta) / probe.stats["weight_norm"]
+                probe.before = []
+        rows = [self._row(trainer, probe) for probe in self.probes]
+        if trainer.is_global_zero:
+            self._write(rows)
+            self._log(trainer, rows)
+        self.step = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove_hooks()
+
+    def _remove_hooks(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def _row(self, trainer: pl.Trainer, probe: LayerProbe) -> dict[str, Any]:
+        row = {"step": self.step, "epoch": trainer.current_epoch + 1,  # 1-based, as in history.csv
+               "layer": probe.index, "name": probe.name, "type": type(probe.layer).__name__,
+               "activation": probe.activation_name or "none"}
+        row.update({key: float(value) for key, value in probe.stats.items()})
+        return row
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=COLUMNS).writerows(rows)
+
+    def _log(self, trainer: pl.Trainer, rows: list[dict[str, Any]]) -> None:
+        """Line plots through every logger (layers/<index>.<name>/<stat>); histograms to W&B."""
+        metrics = {f"layers/{r['layer']:02d}.{r['name']}/{key}": value for r in rows for key, value in r.items()
+                   if key in COLUMNS[6:]}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=self.step)
+        wandb_logger = self._wandb(trainer)
+        if wandb_logger is not None and self.histograms:
+            self._log_histograms(wandb_logger)
+
+    def _log_histograms(self, logger: WandbLogger) -> None:
+        import wandb
+
+        data: dict[str, Any] = {"trainer/global_step": self.step}
+        for probe in self.probes:
+            key = f"histograms/{probe.index:02d}.{probe.name}"
+            if probe.sample is not None:
+                data[f"{key}/activation"] = wandb.Histogram(probe.sample.numpy())
+            grads = [p.grad.detach().flatten() for p in probe.weights if p.grad is not None]
+            if grads:
+                data[f"{key}/gradient"] = wandb.Histogram(torch.cat(grads)[:HISTOGRAM_VALUES].cpu().numpy())
+        logger.experiment.log(data)
+
+    @staticmethod
+    def _wandb(trainer: pl.Trainer) -> WandbLogger | None:
+        return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)

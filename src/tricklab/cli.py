@@ -1,0 +1,45 @@
+"""The ``tricklab`` command: ``tricklab report <run or sweep dir> [--wandb]``.
+
+Training itself stays ``python train.py`` (Hydra's own command line); this one holds the tools around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tricklab.errors import TricklabError
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tricklab", description="Tools around tricklab runs and sweeps.")
+    commands = top.add_subparsers(dest="command", required=True)
+    report = commands.add_parser(
+        "report", help="table, factor effects, ensembles and plots of a run or sweep folder",
+        description="Write report.md and PNG plots into DIR (a run folder or a sweep folder holding run folders, "
+                    "found recursively by their metrics.json) and print the table of configs.",
+    )
+    report.add_argument("dir", type=Path, help="a run folder or a sweep folder")
+    report.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
+    report.add_argument("--project", default="tricklab", help="W&B project (default: tricklab)")
+    report.add_argument("--group", default=None, help="W&B group (default: the sweep folder's name, as for its runs)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tricklab`` script; user errors give one paragraph and exit status 2."""
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            from tricklab.report import make_report
+
+            make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group)
+    except TricklabError as err:
+        print(f"tricklab: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets as in-memory tensors: sources, scaling, index batches and the LightningDataModule."""

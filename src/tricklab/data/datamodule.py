@@ -1,0 +1,75 @@
+"""The LightningDataModule: load a dataset, hold out validation, scale, and batch by index on device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from tricklab.data.arrays import DatasetArrays
+from tricklab.data.batches import IndexBatches
+from tricklab.data.scaling import fit_scaler
+from tricklab.data.sources import SOURCES
+from tricklab.errors import ConfigError
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """A dataset that fits in memory, held as tensors on the training device.
+
+    ``input_shape`` (channels, *positions) and ``num_classes`` come from the data itself.
+    """
+
+    def __init__(self, cfg: dict[str, Any], data_dir: Path, seed: int) -> None:
+        super().__init__()
+        if cfg["name"] not in SOURCES:
+            raise ConfigError(f"data={cfg['name']} has no loader; known datasets: {', '.join(SOURCES)}.")
+        self.batch_size, self.seed = cfg["batch_size"], seed
+        arrays = SOURCES[cfg["name"]](cfg, Path(data_dir))
+        train, val = _split_validation(arrays, cfg["val_fraction"], cfg["data_seed"], cfg.get("subset"))
+        scaler = fit_scaler(cfg["scale"], train[0])
+        self.input_shape, self.num_classes = arrays.input_shape, arrays.num_classes
+        self.tensors = {
+            "train": _tensors(scaler(train[0]), train[1]),
+            "val": _tensors(scaler(val[0]), val[1]),
+            "test": _tensors(scaler(arrays.x_test), arrays.y_test),
+        }
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        self.tensors = {split: (x.to(device), y.to(device)) for split, (x, y) in self.tensors.items()}
+
+    def sizes(self) -> dict[str, int]:
+        return {split: len(y) for split, (_, y) in self.tensors.items()}
+
+    def _batches(self, split: str, shuffle: bool) -> IndexBatches:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        x, y = self.tensors[split]
+        return IndexBatches(x, y, self.batch_size, shuffle, self.seed, rank, world)
+
+    def train_dataloader(self) -> IndexBatches:
+        return self._batches("train", shuffle=True)
+
+    def val_dataloader(self) -> IndexBatches:
+        return self._batches("val", shuffle=False)
+
+    def test_dataloader(self) -> IndexBatches:
+        return self._batches("test", shuffle=False)
+
+
+def _split_validation(
+    arrays: DatasetArrays, val_fraction: float, data_seed: int, subset: int | None
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Hold out ``val_fraction`` of the training set (fixed by ``data_seed``); keep ``subset`` of the rest."""
+    order = np.random.default_rng(data_seed).permutation(len(arrays.y_train))
+    n_val = int(round(val_fraction * len(order)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if subset is not None:
+        train_idx = train_idx[:subset]
+    return (arrays.x_train[train_idx], arrays.y_train[train_idx]), (arrays.x_train[val_idx], arrays.y_train[val_idx])
+
+
+def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))

@@ -1,0 +1,208 @@
+"""``tricklab report <run or sweep dir>``: a table of every config (mean ± std over seeds), the effect of each
+swept factor, seed ensembles, and plots; written to ``report.md`` + PNGs in that folder and printed.
+
+Numbers: mean ± sample std (ddof=1) over a config's *completed* runs; diverged and failed runs are counted in
+the status column and listed, never averaged in. The ensemble of a config predicts p̄(y|x) = (1/K) Σ_k p_k(y|x)
+over its K completed seeds (their saved test probabilities).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tricklab.sweep import Config, Sweep, load_sweep
+
+METRICS = ("test/acc", "test/loss", "val/acc", "val/loss")
+RANK_BY = "test/acc"
+REPORT_FILE = "report.md"
+
+
+@dataclass
+class Stat:
+    """Mean and sample std of a metric over ``n`` runs (std NaN for a single run)."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Stat | None:
+        if len(values) == 0:
+            return None
+        return cls(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else math.nan, len(values))
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4f}" if math.isnan(self.std) else f"{self.mean:.4f} ± {self.std:.4f}"
+
+
+@dataclass
+class ConfigSummary:
+    """One config's line of the table, and its ensemble's line when it has one."""
+
+    label: str
+    config: Config
+    stats: dict[str, Stat | None]
+    statuses: Counter
+    epochs: float
+    wall_time_s: float
+    ensemble: dict[str, float] | None = None
+
+    @property
+    def rank(self) -> float:
+        stat = self.stats.get(RANK_BY)
+        return stat.mean if stat else -math.inf
+
+
+@dataclass
+class Report:
+    """Everything the report shows, before formatting."""
+
+    sweep: Sweep
+    metrics: tuple[str, ...]
+    configs: list[ConfigSummary]
+    effects: dict[str, list[tuple[str, Stat | None, Counter]]] = field(default_factory=dict)
+    plots: list[Path] = field(default_factory=list)
+
+
+def averaged_metrics(sweep: Sweep) -> tuple[str, ...]:
+    """Test metrics of averaged weights (test_ema/acc, test_swa/acc...) present in any run."""
+    keys = {k for run in sweep.runs for k in (run.metrics.get("test") or {}) if k.endswith("/acc")}
+    return tuple(sorted(k for k in keys if k != "test/acc"))
+
+
+def summarise(sweep: Sweep) -> Report:
+    """The table rows (best first by mean test accuracy) and the effect of each swept factor."""
+    metrics = METRICS + averaged_metrics(sweep)
+    rows = [
+        ConfigSummary(
+            label=config.label(sweep.swept), config=config,
+            stats={key: Stat.of(config.values(key)) for key in metrics},
+            statuses=Counter(run.status for run in config.runs),
+            epochs=float(np.mean([run.metrics.get("epochs") or 0 for run in config.runs])),
+            wall_time_s=float(np.mean([run.metrics.get("wall_time_s") or 0 for run in config.runs])),
+            ensemble=config.ensemble(),
+        )
+        for config in sweep.configs
+    ]
+    rows.sort(key=lambda row: row.rank, reverse=True)
+    return Report(sweep, metrics, rows, {factor: factor_effect(sweep, factor) for factor in sweep.swept})
+
+
+def factor_effect(sweep: Sweep, factor: str) -> list[tuple[str, Stat | None, Counter]]:
+    """For each value of ``factor``: test accuracy over all completed runs with it (so averaged over the other
+    factors and the seeds), and the status counts."""
+    values = list(dict.fromkeys(run.factors.get(factor, "-") for run in sweep.runs))
+    effect = []
+    for value in values:
+        runs = [run for run in sweep.runs if run.factors.get(factor, "-") == value]
+        accs = np.array([run.metric(RANK_BY) for run in runs if run.status == "completed"], dtype=float)
+        effect.append((value, Stat.of(accs[np.isfinite(accs)]), Counter(run.status for run in runs)))
+    return effect
+
+
+def _statuses(counts: Counter) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.most_common())
+
+
+def _cell(row: ConfigSummary, key: str) -> str:
+    stat = row.stats.get(key)
+    if stat is not None:
+        return str(stat)
+    return "diverged" if row.statuses.get("diverged") else "—"
+
+
+def table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the configs table; a config's ensemble row follows it."""
+    header = ["config", "runs", "status", *report.metrics, "epochs", "wall time (s)"]
+    rows = []
+    for row in report.configs:
+        rows.append([row.label, str(len(row.config.runs)), _statuses(row.statuses),
+                     *(_cell(row, key) for key in report.metrics), f"{row.epochs:.1f}", f"{row.wall_time_s:.1f}"])
+        if row.ensemble:
+            ens = row.ensemble
+            cells = {"test/acc": f"{ens['test/acc']:.4f}", "test/loss": f"{ens['test/loss']:.4f}"}
+            rows.append([f"↳ ensemble of its {ens['members']} seeds", str(ens["members"]), "ensemble",
+                         *(cells.get(key, "") for key in report.metrics), "", ""])
+    return header, rows
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown(report: Report) -> str:
+    """The whole report.md."""
+    sweep = report.sweep
+    parts = [
+        f"# tricklab report: {sweep.root.name}",
+        f"{len(sweep.runs)} runs in {len(report.configs)} configs; swept: {', '.join(sweep.swept) or 'nothing'}. "
+        f"Mean ± sample std over the completed runs of each config, best {RANK_BY} first; "
+        f"val/* are the last epoch's. An ensemble row averages the seeds' predicted test probabilities.",
+        "## Configs", _markdown_table(*table(report)),
+    ]
+    for factor, effect in report.effects.items():
+        rows = [[value, str(stat) if stat else "—", str(stat.n if stat else 0), _statuses(counts)]
+                for value, stat, counts in effect]
+        parts += [f"## Effect of {factor} (averaged over the other factors and seeds)",
+                  _markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]
+    bad = [run for run in sweep.runs if run.status != "completed"]
+    if bad:
+        rows = [[str(run.path.relative_to(sweep.root)) or ".", run.status, str(run.metrics.get("seed", "")),
+                 str(run.metrics.get("diverged_at_step") or ""),
+                 str(run.metrics.get("diverged_reason") or run.metrics.get("error") or "")] for run in bad]
+        parts += ["## Runs that did not complete", _markdown_table(["run", "status", "seed", "step", "why"], rows)]
+    if report.plots:
+        parts += ["## Plots", *(f"![{path.stem}]({path.name})" for path in report.plots)]
+    return "\n\n".join(parts) + "\n"
+
+
+def print_table(report: Report) -> None:
+    """The configs table on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = table(report)
+    console = Console() if sys.stdout.isatty() else Console(width=200)  # piped: don't squeeze to 80 columns
+    out = Table(title=f"tricklab report · {report.sweep.root}")
+    for name in header:
+        out.add_column(name, overflow="fold")
+    for row in rows:
+        out.add_row(*row, style="dim" if row[2] == "ensemble" else None)
+    console.print(out)
+
+
+def log_to_wandb(report: Report, project: str, group: str | None) -> None:
+    """The table and plots to a W&B run (job_type report) in the sweep's group."""
+    import wandb
+
+    from tricklab.loggers import wandb_mode
+
+    header, rows = table(report)
+    run = wandb.init(project=project, group=group or report.sweep.root.name, job_type="report",
+                     name=f"report-{report.sweep.root.name}", dir=str(report.sweep.root), mode=wandb_mode("auto"))
+    run.log({"report/configs": wandb.Table(columns=header, data=rows),
+             **{f"report/{path.stem}": wandb.Image(str(path)) for path in report.plots}})
+    run.finish()
+
+
+def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", group: str | None = None) -> Report:
+    """Summarise the runs below ``root``, draw the plots, write report.md there, print the table."""
+    from tricklab.plots import draw_all
+
+    report = summarise(load_sweep(root))
+    report.plots = draw_all(report, Path(root))
+    (Path(root) / REPORT_FILE).write_text(markdown(report))
+    print_table(report)
+    print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.plots)])} in {root}")
+    if to_wandb:
+        log_to_wandb(report, project, group)
+    return report
+

@@ -1,1 +1,0 @@
-"""Sweeps at scale: folder naming, device sharing, the worker pool behind ``hydra/launcher=local``, the manifest."""

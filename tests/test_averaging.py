@@ -1,0 +1,60 @@
+"""EMA and SWA: the averaged weights are evaluated beside the raw ones; SWA recomputes batch-norm statistics."""
+
+from __future__ import annotations
+
+import csv
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tricklab.callbacks.averaging import SWAEvaluation
+from tricklab.module import ClassifierModule
+
+COMMON = ["trainer.max_epochs=2", "data.subset=500"]
+
+
+def test_ema_metrics_sit_beside_the_unchanged_raw_metrics(run_training, tmp_path):
+    raw = run_training(COMMON, name="raw")
+    ema = run_training([*COMMON, "averaging=ema"], name="ema")
+    assert ema["test"]["test/acc"] == raw["test"]["test/acc"]  # training and the raw weights are untouched
+    assert set(ema["test"]) == {"test/loss", "test/acc", "test_ema/loss", "test_ema/acc"}
+    assert ema["test"]["test_ema/loss"] != ema["test"]["test/loss"]
+    rows = list(csv.DictReader((tmp_path / "ema" / "history.csv").open()))
+    assert all(float(r["val_ema/acc"]) >= 0 for r in rows)
+    assert ema["final"]["val_ema/acc"] == float(rows[-1]["val_ema/acc"])
+
+
+def test_swa_with_batch_norm_reports_averaged_metrics(run_training):
+    metrics = run_training([*COMMON, "averaging=swa", "norm=batch"])
+    assert {"test_swa/loss", "test_swa/acc"} <= set(metrics["test"])
+    assert 0 <= metrics["test"]["test_swa/acc"] <= 1
+    assert "val_swa/acc" in metrics["final"]
+
+
+def test_swa_recomputes_batch_norm_statistics_of_the_average():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4) * 3 + 2, torch.randint(0, 3, (64,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    module = ClassifierModule(net, {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, {"name": "none"})
+    swa = SWAEvaluation(start_fraction=0.0)
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[swa])
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    assert int(swa._average_model.n_averaged) == 2  # once per epoch
+    bn = swa._average_model.module.model[1]
+    assert not torch.allclose(bn.running_mean, torch.zeros(8))  # recomputed, not left at its initial 0
+    with torch.no_grad():
+        hidden = swa._average_model.module.model[0](x)
+    torch.testing.assert_close(bn.running_mean, hidden.mean(0), rtol=1e-4, atol=1e-4)
+
+
+def test_ema_with_early_stopping_tests_both_weights_of_the_best_checkpoint(run_training, tmp_path):
+    metrics = run_training(["data.subset=500", "trainer.max_epochs=3", "averaging=ema",
+                            "callbacks.early_stopping.enabled=true"])
+    assert metrics["test_weights"] == "best"
+    assert {"test/acc", "test_ema/acc"} <= set(metrics["test"])
+    rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
+    assert metrics["epochs"] == len(rows) == 3  # loading the best checkpoint did not rewind the history

@@ -1,0 +1,172 @@
+"""Short real trainings: each dataset learns, and each run-level trick (schedule, clip, early stopping,
+divergence, loggers, checkpoints) leaves the trace it should."""
+
+import csv
+import json
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+import tricklab.callbacks
+from tricklab.data.sources import DEBIAN_FASHION_MNIST
+
+
+def history(tmp_path, name="run"):
+    return list(csv.DictReader((tmp_path / name / "history.csv").open()))
+
+
+def test_digits_cnn_with_batch_norm_learns(run_training):
+    metrics = run_training(["data=digits", "architecture=cnn", "norm=batch", "trainer.max_epochs=3"])
+    assert metrics["status"] == "completed" and metrics["test"]["test/acc"] > 0.7
+    assert metrics["input_shape"] == [1, 8, 8] and metrics["num_classes"] == 10
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="needs apt-get install dataset-fashion-mnist")
+def test_the_issue_example_on_fashion_mnist(run_training, tmp_path):
+    metrics = run_training([
+        "data=fashion_mnist", "architecture=cnn", "norm=batch", "dropout.p=0.5", "optimizer=sgd",
+        "optimizer.lr=0.05", "scheduler=exponential", "clip=norm", "data.subset=2000", "trainer.max_epochs=2",
+    ])
+    assert metrics["status"] == "completed" and metrics["test"]["test/acc"] > 0.5
+    lrs = [float(r["lr"]) for r in history(tmp_path)]
+    assert lrs == pytest.approx([0.05, 0.05 * 0.98])  # exponential: γ = 0.98 per epoch, logged each epoch
+
+
+def test_history_has_one_row_per_epoch_with_every_column(run_training, tmp_path):
+    run_training(["trainer.max_epochs=3", "data.subset=600"])
+    rows = history(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for column in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm"):
+        assert all(float(r[column]) >= 0 for r in rows), column
+    assert int(rows[-1]["step"]) == 3 * 5  # 600 samples / batch 128 -> 5 steps an epoch
+
+
+def test_best_and_last_checkpoints_are_kept(run_training, tmp_path):
+    metrics = run_training(["trainer.max_epochs=2", "data.subset=300"])
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert "last.ckpt" in names and any(n.startswith("best-") for n in names)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 1 and isinstance(checkpoint["hyper_parameters"]["optimizer"], dict)
+    assert metrics["best"]["val/acc_epoch"] in (1, 2)
+
+
+def test_early_stopping_stops_and_tests_the_best_weights(run_training):
+    metrics = run_training([
+        "trainer.max_epochs=10", "data.subset=300", "callbacks.early_stopping.enabled=true",
+        "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=10",
+    ])
+    assert metrics["epochs"] == 2 and metrics["test_weights"] == "best"
+
+
+def test_huge_learning_rate_is_recorded_as_diverged(run_training, tmp_path):
+    metrics = run_training(["optimizer=sgd", "optimizer.lr=1e12", "trainer.max_epochs=5", "init=normal"])
+    assert metrics["status"] == "diverged" and metrics["diverged_at_step"] is not None
+    assert metrics["epochs"] <= 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_a_crash_is_recorded_as_failed_and_raised(run_training, tmp_path, monkeypatch):
+    from tricklab.module import ClassifierModule
+
+    def explode(self, batch, batch_idx):
+        raise RuntimeError("boom in training")
+
+    monkeypatch.setattr(ClassifierModule, "training_step", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(["trainer.max_epochs=1"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "boom in training" in metrics["error"]
+
+
+class GradientNormAfterClipping(Callback):
+    """Records ‖g‖₂ as the optimizer saw it (Lightning clips before the step and zeroes grads later)."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(torch.nn.utils.get_total_norm(grads).item())
+
+
+@pytest.mark.parametrize(("clip", "bound"), [(["clip=norm", "clip.max_norm=0.05"], 0.05), (["clip=none"], None)])
+def test_gradient_clipping_by_norm(run_training, monkeypatch, clip, bound):
+    recorder = GradientNormAfterClipping()
+    build = tricklab.callbacks.build_callbacks
+
+    def with_recorder(*args):
+        callbacks = build(*args)
+        callbacks.others.append(recorder)
+        return callbacks
+
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks", with_recorder)
+    run_training(["trainer.max_epochs=1", "data.subset=500", *clip])
+    if bound is None:
+        assert max(recorder.norms) > 0.1  # without clipping the norm exceeds the bound used above
+    else:
+        assert max(recorder.norms) <= bound * 1.001
+
+
+def test_value_clipping_bounds_every_gradient_entry(run_training, monkeypatch):
+    seen = []
+
+    class MaxAbsGradient(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.append(max(p.grad.abs().max().item() for p in pl_module.parameters()))
+
+    build = tricklab.callbacks.build_callbacks
+
+    def with_recorder(*args):
+        callbacks = build(*args)
+        callbacks.others.append(MaxAbsGradient())
+        return callbacks
+
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks", with_recorder)
+    run_training(["trainer.max_epochs=1", "data.subset=300", "clip=value", "clip.max_value=0.001"])
+    assert seen and max(seen) <= 0.001 * 1.0001
+
+
+def test_l2_penalty_shrinks_the_weights(run_training):
+    sgd = ["trainer.max_epochs=2", "data.subset=500", "optimizer=sgd", "optimizer.lr=0.1"]
+    plain = run_training(sgd, name="plain")
+    penalised = run_training([*sgd, "regularization=l2", "regularization.l2=1.0"], name="l2")
+
+    def weight_norm(metrics):
+        state = torch.load(f"{metrics['run_dir']}/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+        return sum(v.norm() ** 2 for k, v in state.items() if k.endswith("weight")).sqrt().item()
+
+    # SGD with an L2 penalty multiplies w by (1 - lr·λ₂) = 0.9 each of the 8 steps (0.43), the loss pulls back.
+    assert weight_norm(penalised) < 0.75 * weight_norm(plain)
+
+
+@pytest.mark.parametrize(("logger", "pattern"), [("csv", "csv/metrics.csv"), ("tensorboard", "tensorboard/events.*")])
+def test_csv_and_tensorboard_loggers_write_the_epoch_metrics(run_training, tmp_path, logger, pattern):
+    run_training([f"logger={logger}", "trainer.max_epochs=2", "data.subset=300"])
+    files = list((tmp_path / "run").glob(pattern))
+    assert files and files[0].stat().st_size > 0
+    if logger == "csv":
+        rows = list(csv.DictReader(files[0].open()))
+        assert sum(1 for r in rows if r.get("val/acc")) == 2
+
+
+def test_same_seed_same_result(run_training):
+    a = run_training(["trainer.max_epochs=1", "data.subset=300", "seed=3"], name="a")
+    b = run_training(["trainer.max_epochs=1", "data.subset=300", "seed=3"], name="b")
+    assert a["final"]["train/loss"] == b["final"]["train/loss"]
+
+
+def test_checkpoints_can_be_switched_off(run_training, tmp_path):
+    metrics = run_training(["trainer.max_epochs=1", "data.subset=300", "callbacks.checkpoint.enabled=false"])
+    assert metrics["status"] == "completed" and (tmp_path / "run" / "history.csv").is_file()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_gpu_trainer_without_a_gpu_is_a_config_error(run_training, tmp_path):
+    from tricklab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="accelerator=gpu.*cannot run on this machine"):
+        run_training(["trainer=gpu"])
+    assert not (tmp_path / "run" / "metrics.json").exists()  # nothing recorded as running
