@@ -28,6 +28,10 @@ class HistoryWriter(Checkpoint):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
+        if trainer.current_epoch > 0 and self.path.is_file():
+            # Resumed from last.ckpt, which was saved before this callback recorded its epoch: the epochs done
+            # are in history.csv.
+            self.rows = [row for row in self._read() if row["epoch"] <= trainer.current_epoch]
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -46,6 +50,11 @@ class HistoryWriter(Checkpoint):
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.path)
+
+    def _read(self) -> list[dict[str, Any]]:
+        with self.path.open(newline="") as f:
+            return [{k: int(v) if k in ("epoch", "step") else float(v) for k, v in row.items() if v != ""}
+                    for row in csv.DictReader(f)]
 
     def best(self, key: str, mode: str) -> tuple[float, int] | None:
         """(best value of ``key``, its epoch) over the finite values recorded, or None."""
