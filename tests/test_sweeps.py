@@ -30,12 +30,12 @@ from tricklab.launch.pool import WorkerPool
 
 TESTS_DIR = Path(__file__).parent
 # Small, fast jobs: 300 MNIST-1D samples, 2 epochs, no progress bar.
-TINY = ["data.subset=300", "trainer.max_epochs=2", "callbacks.progress_bar=none"]
+TINY = ["data.subset=300", "callbacks.progress_bar=none"]
 
 
-def sweep_args(tmp_path: Path, data_dir: Path, *overrides: str, launcher: str = "local") -> list[str]:
+def sweep_args(tmp_path: Path, data_dir: Path, *overrides: str, launcher: str = "local", epochs: int = 2) -> list[str]:
     return ["-m", f"hydra/launcher={launcher}", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY,
-            *overrides]
+            f"trainer.max_epochs={epochs}", *overrides]
 
 
 def only_sweep_dir(tmp_path: Path) -> Path:
@@ -215,14 +215,15 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, d
 @pytest.mark.slow
 def test_a_sweep_killed_part_way_resumes_without_rerunning_or_losing_jobs(tmp_path, data_dir):
     jobs = ("logger=none", "seed=0,1,2,3")
-    args = sweep_args(tmp_path, data_dir, "hydra.launcher.workers=2", "hydra.launcher.gpus=[]", *jobs)
+    # 30 epochs: a few seconds a job, time enough to kill the sweep in the middle of one.
+    args = sweep_args(tmp_path, data_dir, "hydra.launcher.workers=2", "hydra.launcher.gpus=[]", *jobs, epochs=30)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill once two jobs completed and another one is running
         statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("multirun/*/*/metrics.json")]
-        if statuses.count("completed") >= 2 and "running" in statuses:
+        if statuses.count("completed") >= 2 and "running" in statuses or statuses.count("completed") == 4:
             break
         time.sleep(0.1)
     os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its workers, mid-job
@@ -243,7 +244,7 @@ def test_a_sweep_killed_part_way_resumes_without_rerunning_or_losing_jobs(tmp_pa
     assert len(manifest["launches"]) == 2
 
     # Every launcher skips completed jobs: the basic one (in-process) now skips all four.
-    basic = run_cli([*sweep_args(tmp_path, data_dir, *jobs, launcher="basic"), f"resume={sweep}"])
+    basic = run_cli([*sweep_args(tmp_path, data_dir, *jobs, launcher="basic", epochs=30), f"resume={sweep}"])
     assert basic.returncode == 0, basic.stderr[-3000:]
     assert basic.stdout.count("already completed; skipped") == 4
 
@@ -333,7 +334,8 @@ def test_optuna_search_space_composes():
 @pytest.mark.slow
 def test_optuna_trials_run_in_parallel_workers_and_the_best_one_is_reported(tmp_path, data_dir):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
-    result = run_cli([f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY, "logger=none",
+    result = run_cli([f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *TINY, "trainer.max_epochs=2",
+                      "logger=none",
                       "hparams_search=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
                       "hydra/launcher=local", "hydra.launcher.workers=2", "hydra.launcher.gpus=[]"])
     assert result.returncode == 0, result.stderr[-3000:]
