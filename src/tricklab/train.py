@@ -191,7 +191,7 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    """``python train.py [overrides]``: one run; returns the test accuracy (what a sweeper optimises)."""
+    """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
     if ctx.group is not None and job_status(ctx.run_dir) == "completed":  # a resumed sweep, any launcher
         print(f"tricklab: {ctx.run_dir} already completed; skipped.")
@@ -208,5 +208,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def objective(record: dict[str, Any]) -> float | None:
-    """What a run returns to Hydra, and so what a sweeper optimises: its test accuracy."""
-    return record.get("test", {}).get("test/acc")
+    """What a run returns to Hydra, and so what a sweeper optimises: its best validation accuracy (never a test
+    metric: tuning on the test split would leak it). None without a validation split."""
+    return record.get("best", {}).get("val/acc")
