@@ -24,25 +24,20 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import compose_config  # noqa: E402
 
-from tricklab.callbacks import build_callbacks  # noqa: E402
-from tricklab.data.datamodule import TensorDataModule  # noqa: E402
-from tricklab.models import build_model  # noqa: E402
-from tricklab.module import ClassifierModule  # noqa: E402
-from tricklab.train import RunContext, _build_trainer  # noqa: E402
+from tricklab.train import PreparedRun, RunContext, prepare  # noqa: E402
 
+# The default run, with no validation (none of the three ways validates) and no experiment logger.
 OVERRIDES = ["logger=none", "data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]
 
 
-def setup(tmp: Path):
-    cfg = compose_config(OVERRIDES, tmp / "out", tmp / "data")
-    from omegaconf import OmegaConf
+def prepared_run(tmp: Path, epochs: int, threads: int) -> PreparedRun:
+    """What ``python train.py`` builds for the default run, up to (not including) ``trainer.fit``."""
+    overrides = [*OVERRIDES, f"trainer.max_epochs={epochs}", f"threads={threads}"]
+    cfg = compose_config(overrides, tmp / "out", tmp / "data")
+    return prepare(cfg, RunContext(tmp / "run"))
 
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    dm = TensorDataModule(plain["data"], tmp / "data", cfg.seed)
-    torch.manual_seed(0)
-    model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"], dm.input_shape,
-                        dm.num_classes)
-    return cfg, plain, dm, model
+
+SEED = 0  # the default run's seed: IndexBatches draws its permutations from it
 
 
 def permutations(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
@@ -63,15 +58,11 @@ def plain_loop(model, x, y, epochs, batch_size, seed) -> float:
     return time.perf_counter() - start
 
 
-def tricklab_fit(cfg, plain, dm, model, epochs, tmp: Path) -> float:
-    cfg.trainer.max_epochs = epochs
-    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
-    ctx = RunContext(tmp / "run")
-    ctx.run_dir.mkdir(parents=True)
-    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
-    trainer, _ = _build_trainer(cfg, plain, ctx, "bench", callbacks, sum(p.numel() for p in model.parameters()))
+def tricklab_fit(tmp: Path, epochs: int, threads: int, initial: dict) -> float:
+    prepared = prepared_run(tmp, epochs, threads)
+    prepared.module.model.load_state_dict(initial)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
+    prepared.trainer.fit(prepared.module, datamodule=prepared.datamodule)
     return time.perf_counter() - start
 
 
@@ -130,9 +121,9 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        cfg, plain, dm, model = setup(tmp)
-        x, y = dm.tensors["train"]
-        batch_size, seed = cfg.data.batch_size, cfg.seed
+        reference = prepared_run(tmp / "reference", args.epochs, args.threads)
+        model, batch_size = reference.module.model, reference.datamodule.batch_size
+        x, y = reference.datamodule.tensors["train"]
         initial = {k: v.clone() for k, v in model.state_dict().items()}
 
         def fresh():
@@ -141,9 +132,9 @@ def main() -> None:
 
         timings = {"plain": [], "tricklab": [], "template": []}
         for repeat in range(args.repeats):
-            timings["plain"].append(plain_loop(fresh(), x, y, args.epochs, batch_size, seed))
-            timings["tricklab"].append(tricklab_fit(cfg, plain, dm, fresh(), args.epochs, tmp / str(repeat)))
-            timings["template"].append(template_fit(fresh(), x, y, args.epochs, batch_size, seed))
+            timings["plain"].append(plain_loop(fresh(), x, y, args.epochs, batch_size, SEED))
+            timings["tricklab"].append(tricklab_fit(tmp / str(repeat), args.epochs, args.threads, initial))
+            timings["template"].append(template_fit(fresh(), x, y, args.epochs, batch_size, SEED))
     samples = args.epochs * len(y)
     print(f"default MLP on MNIST-1D: {len(y)} train samples x {args.epochs} epochs, batch {batch_size}, "
           f"{args.threads} torch threads, best of {args.repeats}")

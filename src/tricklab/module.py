@@ -55,6 +55,7 @@ class ClassifierModule(pl.LightningModule):
         self.stats = {"train": EpochStats(), "val": EpochStats(), "test": EpochStats()}
         self.grad_norm_sum: torch.Tensor | float = 0.0
         self.grad_norm_steps = 0
+        self.last_grad_norm: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -82,10 +83,11 @@ class ClassifierModule(pl.LightningModule):
         return self._eval_step(batch, "test")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Accumulate ‖g‖₂ over all parameters (before clipping)."""
+        """Accumulate ‖g‖₂ over all parameters (before clipping); ``last_grad_norm`` is this step's."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if grads:
-            self.grad_norm_sum = self.grad_norm_sum + torch.nn.utils.get_total_norm(grads)
+            self.last_grad_norm = torch.nn.utils.get_total_norm(grads)
+            self.grad_norm_sum = self.grad_norm_sum + self.last_grad_norm
             self.grad_norm_steps += 1
 
     def on_train_epoch_start(self) -> None:

@@ -36,16 +36,27 @@ class RunContext:
     group: str | None = None
 
 
-def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    """Train and test one configuration; returns (and writes) the run's metrics.json content."""
+@dataclass
+class PreparedRun:
+    """Everything one run trains with, built but not yet fitted (``prepare``); ``record`` is its metrics.json."""
+
+    datamodule: Any
+    module: Any
+    callbacks: Any
+    trainer: Any
+    logger: Any
+    record: dict[str, Any]
+    started: float
+
+
+def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
+    """Validate ``cfg``, then build data, model, LightningModule, callbacks, logger and Trainer (seeded)."""
     validate(cfg)
     _set_threads(cfg.threads)
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import WandbLogger
 
     from tricklab.callbacks import build_callbacks
     from tricklab.data.datamodule import TensorDataModule
-    from tricklab.loggers import finish_wandb
     from tricklab.models import build_model
     from tricklab.module import ClassifierModule
 
@@ -58,19 +69,29 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
                         datamodule.input_shape, datamodule.num_classes)
     module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
     name = cfg.name or _run_name(ctx)
-    resume_from = interrupted_checkpoint(ctx.run_dir)
     record: dict[str, Any] = {
         "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
-        "sizes": datamodule.sizes(), "resumed_from": resume_from,
+        "sizes": datamodule.sizes(), "resumed_from": interrupted_checkpoint(ctx.run_dir),
     }
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
-    guard = callbacks.guard
+    return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
+
+
+def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """Train and test one configuration; returns (and writes) the run's metrics.json content."""
+    prepared = prepare(cfg, ctx)
+    from pytorch_lightning.loggers import WandbLogger
+
+    from tricklab.loggers import finish_wandb
+
+    trainer, module, datamodule, record = prepared.trainer, prepared.module, prepared.datamodule, prepared.record
+    callbacks, guard = prepared.callbacks, prepared.callbacks.guard
     write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
         diverged = guard is not None and guard.diverged_at_step is not None
         use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
         tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
@@ -86,9 +107,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         raise
     finally:
-        _finish_record(record, callbacks.history, trainer, started)
+        _finish_record(record, callbacks.history, trainer, prepared.started)
         write_json_atomic(ctx.run_dir / METRICS_FILE, record)
-        if isinstance(logger, WandbLogger):
+        if isinstance(prepared.logger, WandbLogger):
             finish_wandb(_flat_summary(record))
     return record
 

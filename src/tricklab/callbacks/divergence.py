@@ -27,6 +27,10 @@ class DivergenceGuard(Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        # Callbacks run before the module's hook: the module's ‖g‖ of this step (ClassifierModule keeps one)
+        # is read at the batch's end instead of computing the norm twice.
+        if hasattr(pl_module, "last_grad_norm"):
+            return
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
             self._stop(trainer, trainer.global_step, "non-finite gradient")
@@ -38,7 +42,10 @@ class DivergenceGuard(Callback):
         if loss is None:
             return
         value, step = float(loss), trainer.global_step - 1  # the step this loss was computed at
-        if not math.isfinite(value):
+        grad_norm = getattr(pl_module, "last_grad_norm", None)
+        if grad_norm is not None and not torch.isfinite(grad_norm):
+            self._stop(trainer, step, "non-finite gradient")
+        elif not math.isfinite(value):
             self._stop(trainer, step, "non-finite loss")
         elif self.initial_loss is None:
             self.initial_loss = value
