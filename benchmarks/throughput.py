@@ -1,8 +1,10 @@
-"""Training throughput of the default run (MNIST-1D, MLP 40-256-256-10, Adam, batch 128), three ways, in one run:
+"""Training throughput of the default run (MNIST-1D, MLP 40-256-256-10, Adam, batch 128), in one run:
 
 1. plain: a hand-written PyTorch loop over in-memory tensors (the ceiling);
-2. tricklab: the real ClassifierModule, TensorDataModule, callbacks and Trainer that `python train.py` builds;
-3. template: Lightning + DataLoader + per-step `self.log` (lightning-hydra-template's way).
+2. lightning: Lightning's floor, the loss alone in training_step over the same index batches, nothing else;
+3. tricklab: the real ClassifierModule, TensorDataModule, callbacks and Trainer that `python train.py` builds
+   (metrics accumulated on the device, gradient norm, divergence guard, best + last checkpoints every epoch);
+4. template: Lightning + DataLoader + per-step `self.log` (lightning-hydra-template's way).
 
 Same model init, same batch order (one randperm per epoch from the same seed), no validation anywhere, same
 torch thread count. Prints samples/s and the ratios to the plain loop. Target: tricklab >= 0.9x plain.
@@ -63,6 +65,30 @@ def tricklab_fit(tmp: Path, epochs: int, threads: int, initial: dict) -> float:
     prepared.module.model.load_state_dict(initial)
     start = time.perf_counter()
     prepared.trainer.fit(prepared.module, datamodule=prepared.datamodule)
+    return time.perf_counter() - start
+
+
+def bare_lightning_fit(model, x, y, epochs, batch_size, seed) -> float:
+    """Lightning's own floor: the loss alone in training_step, index batches, no callback, logger or checkpoint."""
+    import pytorch_lightning as pl
+
+    from tricklab.data.batches import IndexBatches
+
+    class BareModule(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            return F.cross_entropy(self.model(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(BareModule(), IndexBatches(x, y, batch_size, shuffle=True, seed=seed))
     return time.perf_counter() - start
 
 
@@ -130,9 +156,10 @@ def main() -> None:
             model.load_state_dict(initial)
             return model
 
-        timings = {"plain": [], "tricklab": [], "template": []}
+        timings = {"plain": [], "lightning": [], "tricklab": [], "template": []}
         for repeat in range(args.repeats):
             timings["plain"].append(plain_loop(fresh(), x, y, args.epochs, batch_size, SEED))
+            timings["lightning"].append(bare_lightning_fit(fresh(), x, y, args.epochs, batch_size, SEED))
             timings["tricklab"].append(tricklab_fit(tmp / str(repeat), args.epochs, args.threads, initial))
             timings["template"].append(template_fit(fresh(), x, y, args.epochs, batch_size, SEED))
     samples = args.epochs * len(y)

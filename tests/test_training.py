@@ -170,3 +170,16 @@ def test_gpu_trainer_without_a_gpu_is_a_config_error(run_training, tmp_path):
     with pytest.raises(ConfigError, match="accelerator=gpu.*cannot run on this machine"):
         run_training(["trainer=gpu"])
     assert not (tmp_path / "run" / "metrics.json").exists()  # nothing recorded as running
+
+
+def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path):
+    from helpers import run_cli
+
+    out = run_cli(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
+                   "logger=none", "callbacks.progress_bar=none", "threads=1", f"paths.output_dir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    [run_dir] = list((tmp_path / "runs").iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["sizes"]["train"] == 3600
+    assert metrics["steps"] == 2 * 15  # each of 2 ranks takes 1800 samples: 15 batches of 128 an epoch
+    assert out.stdout.count("test accuracy") == 1  # one closing table, from rank 0

@@ -89,7 +89,10 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     trainer, module, datamodule, record = prepared.trainer, prepared.module, prepared.datamodule, prepared.record
     callbacks, guard = prepared.callbacks, prepared.callbacks.guard
-    write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+    # Under data parallelism every process runs this function; only rank 0 records the run.
+    record_to_disk = trainer.is_global_zero
+    if record_to_disk:
+        write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
         diverged = guard is not None and guard.diverged_at_step is not None
@@ -108,7 +111,8 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         raise
     finally:
         _finish_record(record, callbacks.history, trainer, prepared.started)
-        write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+        if record_to_disk:
+            write_json_atomic(ctx.run_dir / METRICS_FILE, record)
         if isinstance(prepared.logger, WandbLogger):
             finish_wandb(_flat_summary(record))
     return record
@@ -222,9 +226,12 @@ def main(cfg: DictConfig) -> float | None:
     except TricklabError as err:
         print(f"tricklab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    from pytorch_lightning.utilities import rank_zero_only
+
     from tricklab.results import print_summary
 
-    print_summary(record)
+    if rank_zero_only.rank == 0:
+        print_summary(record)
     return objective(record)
 
 
