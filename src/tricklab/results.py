@@ -12,7 +12,8 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 LAYERS_FILE = "layers.csv"  # per-layer diagnostics, when diagnostics=on
 PREDICTIONS_FILE = "test_predictions.npz"  # test-set probabilities and labels, for ensembles
-STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
+# How a run ended, as metrics.json says; "running" until then (or for good, if the process was killed).
+FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tricklab.launch.messages import OUTPUT_LOG
-from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, write_json_atomic
 
-MANIFEST_FILE = "sweep.json"
-# Statuses a job ends with; "failed" is the one that makes the sweep exit non-zero.
-FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted")
+MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
 
 
 def job_status(job_dir: Path) -> str | None:
