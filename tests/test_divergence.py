@@ -53,3 +53,11 @@ def test_loss_growing_past_the_factor_counts_as_divergence(run_training, tmp_pat
     on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert on_disk["status"] == "diverged" and on_disk["diverged_at_step"] == metrics["diverged_at_step"]
     assert on_disk["diverged_reason"]
+
+
+def test_the_reference_loss_survives_a_checkpoint():
+    guard = DivergenceGuard(max_loss_factor=10)
+    guard.initial_loss = 2.3
+    resumed = DivergenceGuard(max_loss_factor=10)
+    resumed.load_state_dict(guard.state_dict())
+    assert resumed.initial_loss == 2.3

@@ -127,3 +127,14 @@ def test_penalty_is_l1_plus_half_l2_over_weights_only():
     assert penalty(weights, l1=0.1, l2=0.0).item() == pytest.approx(0.1 * 6)
     assert penalty(weights, l1=0.0, l2=0.2).item() == pytest.approx(0.5 * 0.2 * 14)
     assert penalty(weights, l1=0.1, l2=0.2).item() == pytest.approx(0.6 + 1.4)
+
+
+def test_weight_decay_skips_the_weight_norm_gain():
+    from torch.nn.utils.parametrizations import weight_norm
+
+    model = nn.Sequential(weight_norm(nn.Linear(4, 8)), nn.ReLU(), weight_norm(nn.Linear(8, 3)))
+    opt = build_optimizer(model, {"name": "adamw", "lr": 1e-3, "weight_decay": 0.1})
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    gains = {id(m.parametrizations.weight.original0) for m in (model[0], model[2])}
+    directions = {id(m.parametrizations.weight.original1) for m in (model[0], model[2])}
+    assert decayed == directions and not decayed & gains  # g is (out, 1) but a norm parameter: no decay

@@ -183,3 +183,9 @@ def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path):
     assert metrics["status"] == "completed" and metrics["sizes"]["train"] == 3600
     assert metrics["steps"] == 2 * 15  # each of 2 ranks takes 1800 samples: 15 batches of 128 an epoch
     assert out.stdout.count("test accuracy") == 1  # one closing table, from rank 0
+
+
+def test_plateau_schedule_with_validation_every_other_epoch(run_training):
+    metrics = run_training(["scheduler=plateau", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=3",
+                            "data.subset=300"])
+    assert metrics["status"] == "completed" and metrics["epochs"] == 3

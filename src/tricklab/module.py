@@ -27,14 +27,19 @@ class EpochStats:
         self.count = 0
 
     def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add a batch: its mean loss times its size, and its number of correct argmax predictions."""
         self.loss_sum = self.loss_sum + loss.detach() * len(y)
         self.correct = self.correct + (logits.detach().argmax(1) == y).sum()
         self.count += len(y)
 
-    def compute(self, prefix: str) -> dict[str, torch.Tensor]:
+    def compute(self, prefix: str) -> dict[str, torch.Tensor | float]:
+        """Mean loss and accuracy so far, as ``<prefix>/loss`` and ``<prefix>/acc``.
+
+        Tensors stay on the device they were accumulated on; with no batch yet they are plain floats, which
+        Lightning puts on the module's device (a CPU tensor would break a NCCL all-reduce under DDP).
+        """
         n = max(self.count, 1)
-        loss, acc = torch.as_tensor(self.loss_sum) / n, torch.as_tensor(self.correct) / n
-        return {f"{prefix}/loss": loss, f"{prefix}/acc": acc}
+        return {f"{prefix}/loss": self.loss_sum / n, f"{prefix}/acc": self.correct / n}
 
 
 class ClassifierModule(pl.LightningModule):
@@ -98,8 +103,8 @@ class ClassifierModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         metrics = self.stats["train"].compute("train")
-        metrics["lr"] = torch.tensor(self.epoch_lr)
-        metrics["grad_norm"] = torch.as_tensor(self.grad_norm_sum) / max(self.grad_norm_steps, 1)
+        metrics["lr"] = float(self.epoch_lr)  # a number: Lightning makes it a tensor on the module's device
+        metrics["grad_norm"] = self.grad_norm_sum / max(self.grad_norm_steps, 1)
         self.log_dict(metrics, prog_bar=False, sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:

@@ -155,8 +155,8 @@ def markdown(report: Report) -> str:
                   _markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]
     bad = [run for run in sweep.runs if run.status != "completed"]
     if bad:
-        rows = [[str(run.path.relative_to(sweep.root)) or ".", run.status, str(run.metrics.get("seed", "")),
-                 str(run.metrics.get("diverged_at_step") or ""),
+        rows = [[str(run.path.relative_to(sweep.root)), run.status, str(run.metrics.get("seed", "")),
+                 _blank_if_none(run.metrics.get("diverged_at_step")),
                  str(run.metrics.get("diverged_reason") or run.metrics.get("error") or "")] for run in bad]
         parts += ["## Runs that did not complete", _markdown_table(["run", "status", "seed", "step", "why"], rows)]
     if report.plots:
@@ -206,3 +206,7 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
         log_to_wandb(report, project, group)
     return report
 
+
+def _blank_if_none(value: object) -> str:
+    """The value as text, "" for None (a step 0 still shows as 0)."""
+    return "" if value is None else str(value)

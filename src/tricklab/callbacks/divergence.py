@@ -29,7 +29,7 @@ class DivergenceGuard(Callback):
     ) -> None:
         # Callbacks run before the module's hook: the module's ‖g‖ of this step (ClassifierModule keeps one)
         # is read at the batch's end instead of computing the norm twice.
-        if hasattr(pl_module, "last_grad_norm"):
+        if hasattr(pl_module, "last_grad_norm") or _scales_gradients(trainer):
             return
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
@@ -41,9 +41,11 @@ class DivergenceGuard(Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        value, step = float(loss), trainer.global_step - 1  # the step this loss was computed at
-        grad_norm = getattr(pl_module, "last_grad_norm", None)
-        if grad_norm is not None and not torch.isfinite(grad_norm):
+        step = trainer.global_step - 1  # the step this loss was computed at
+        grad_norm = None if _scales_gradients(trainer) else getattr(pl_module, "last_grad_norm", None)
+        numbers = [loss.detach().float()] + ([] if grad_norm is None else [grad_norm.detach().float()])
+        value, *grad = torch.stack(numbers).tolist()  # one host sync for the loss and ‖g‖
+        if grad and not math.isfinite(grad[0]):
             self._stop(trainer, step, "non-finite gradient")
         elif not math.isfinite(value):
             self._stop(trainer, step, "non-finite loss")
@@ -53,7 +55,19 @@ class DivergenceGuard(Callback):
             why = f"loss {value:.4g} > {self.max_loss_factor:g} × first loss {self.initial_loss:.4g}"
             self._stop(trainer, step, why)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The first step's loss L₀, so that a resumed run compares against the same reference."""
+        return {"initial_loss": self.initial_loss}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initial_loss = state_dict.get("initial_loss", self.initial_loss)
+
     def _stop(self, trainer: pl.Trainer, step: int, reason: str) -> None:
         if self.diverged_at_step is None:
             self.diverged_at_step, self.reason = step, reason
         trainer.should_stop = True
+
+
+def _scales_gradients(trainer: pl.Trainer) -> bool:
+    """Mixed precision with a gradient scaler: its inf gradients are normal, the scaler skips those steps."""
+    return getattr(trainer.precision_plugin, "scaler", None) is not None

@@ -21,7 +21,7 @@ class Scaler:
     scale: np.ndarray
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.shift) * self.scale).astype(np.float32)
+        return ((x - self.shift) * self.scale).astype(np.float32, copy=False)
 
 
 def fit_scaler(kind: str, x_train: np.ndarray) -> Scaler:

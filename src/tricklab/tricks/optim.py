@@ -27,14 +27,23 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
 OWN_KEYS = ("name", "decay_norm_and_bias")
 
 
+# Weight normalisation's gain g (w = g·v/‖v‖) is stored with the weight's ndim, but is a norm parameter.
+WEIGHT_NORM_GAIN = "parametrizations.weight.original0"
+
+
+def is_norm_or_bias(name: str, param: torch.Tensor) -> bool:
+    """Biases and norm gains/shifts: tensors of ndim ≤ 1, and weight normalisation's gain g."""
+    return param.ndim <= 1 or name.endswith(WEIGHT_NORM_GAIN)
+
+
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
-    """One group with weight decay, and one without for biases and norm gains/shifts (tensors of ndim ≤ 1)
-    unless ``decay_norm_and_bias``."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """One group with weight decay, and one without for biases and norm parameters unless
+    ``decay_norm_and_bias``."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if decay_norm_and_bias or weight_decay == 0:
-        return [{"params": params, "weight_decay": weight_decay}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
+        return [{"params": [p for _, p in named], "weight_decay": weight_decay}]
+    decay = [p for n, p in named if not is_norm_or_bias(n, p)]
+    no_decay = [p for n, p in named if is_norm_or_bias(n, p)]
     return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
             if g["params"]]
 

@@ -38,7 +38,8 @@ def build_schedule(
         sched = lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=cfg["mode"], factor=cfg["factor"], patience=cfg["patience"], min_lr=cfg["min_lr"]
         )
-        return {"scheduler": sched, "interval": "epoch", "monitor": cfg["monitor"]}
+        # strict=False: on epochs without validation (check_val_every_n_epoch > 1) the step is skipped.
+        return {"scheduler": sched, "interval": "epoch", "monitor": cfg["monitor"], "strict": False}
     if name == "onecycle":
         sched = lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
