@@ -9,10 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from tricklab.errors import TricklabError
+from tricklab.errors import USER_ERROR_EXIT, TricklabError, print_user_error
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``tricklab`` command line: subcommand ``report``."""
     top = argparse.ArgumentParser(prog="tricklab", description="Tools around tricklab runs and sweeps.")
     commands = top.add_subparsers(dest="command", required=True)
     report = commands.add_parser(
@@ -36,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
             make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group)
     except TricklabError as err:
-        print(f"tricklab: error: {err}", file=sys.stderr)
-        return 2
+        print_user_error(err)
+        return USER_ERROR_EXIT
     return 0
 
 

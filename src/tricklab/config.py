@@ -8,7 +8,6 @@ It imports neither torch nor Lightning, so a bad value is reported in well under
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,15 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from tricklab.errors import ConfigError
+from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.naming import job_dirname, sweep_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
+# Override keys that say where a run writes or how it is shown, not what it trains: they name no config
+# (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
+PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume")
 SCALES = ("raw", "unit", "symmetric", "standardize")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "selu")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -44,8 +46,7 @@ def _exit_on_user_error(resolver: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return resolver(*args)
         except ConfigError as err:
-            print(f"tricklab: error: {err}", file=sys.stderr)
-            sys.exit(2)
+            exit_on_user_error(err)
 
     return resolve
 
@@ -85,14 +86,17 @@ def _kind_name(kind: type) -> str:
 
 
 def positive(kind: type = float, nullable: bool = False) -> Rule:
+    """v > 0 (an integer or a number), optionally null."""
     return Rule(kind, f"{'a positive integer' if kind is int else 'a number > 0'}", lambda v: v > 0, nullable)
 
 
 def non_negative(kind: type = float) -> Rule:
+    """v ≥ 0."""
     return Rule(kind, "an integer ≥ 0" if kind is int else "a number ≥ 0", lambda v: v >= 0)
 
 
 def fraction(low_open: bool = False, high_open: bool = True, what: str = "a fraction") -> Rule:
+    """v in the interval from 0 to 1, each end open or closed as asked ([0, 1) by default)."""
     lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
 
     def ok(v: float) -> bool:
@@ -102,6 +106,7 @@ def fraction(low_open: bool = False, high_open: bool = True, what: str = "a frac
 
 
 def one_of(choices: Iterable[str]) -> Rule:
+    """v is one of the given strings."""
     choices = tuple(choices)
     return Rule(str, "one of " + ", ".join(choices), lambda v: v in choices)
 

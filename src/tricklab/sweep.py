@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from tricklab.config import PLUMBING
 from tricklab.errors import DataError
 from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE, PREDICTIONS_FILE
-
-PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume")  # not part of a config
 
 
 def _number(value: Any) -> float:

@@ -7,7 +7,6 @@ errors come back in well under a second.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tricklab.config import CONF_DIR, register_resolvers, validate
-from tricklab.errors import ConfigError, TricklabError
+from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
+from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import job_status
 from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
 
@@ -187,7 +186,7 @@ def _flat_summary(record: dict[str, Any]) -> dict[str, Any]:
 
 def _run_name(ctx: RunContext) -> str:
     if ctx.overrides:
-        return ",".join(o for o in ctx.overrides if not o.startswith(("hydra", "paths", "logger", "resume")))
+        return ",".join(o for o in ctx.overrides if not o.lstrip("+~").startswith(PLUMBING))
     return "-".join(ctx.choices.get(g, "") for g in ("data", "architecture", "optimizer")) or "run"
 
 
@@ -224,8 +223,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = run(cfg, ctx)
     except TricklabError as err:
-        print(f"tricklab: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        exit_on_user_error(err)
     from pytorch_lightning.utilities import rank_zero_only
 
     from tricklab.results import print_summary

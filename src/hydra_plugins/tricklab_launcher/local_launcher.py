@@ -11,7 +11,6 @@ failed, a non-zero exit. The machinery lives in ``tricklab.launch``; this module
 
 import atexit
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from hydra.errors import CompactHydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from tricklab.errors import ConfigError, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ class WorkerPoolLauncher(Launcher):
         self.pool = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        """Keep what Hydra hands over; the worker pool is started on the first ``launch``."""
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
         from tricklab.launch.manifest import SweepManifest, job_status
 
         setup_globals()
@@ -84,7 +87,6 @@ class WorkerPoolLauncher(Launcher):
 
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
-        from tricklab.errors import ConfigError
         from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.launch.pool import WorkerPool
 
@@ -93,8 +95,7 @@ class WorkerPoolLauncher(Launcher):
                 slots = plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
                 self.pool = WorkerPool(slots, self._setup())
             except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
-                print(f"tricklab: error: {err}", file=sys.stderr)
-                sys.exit(2)
+                exit_on_user_error(err)
             atexit.register(self.pool.close)
         return self.pool
 
@@ -124,7 +125,6 @@ class WorkerPoolLauncher(Launcher):
         self.manifest.update(order.num, status="running", device=slot.device, cores=list(slot.cores))
 
     def _setup(self):
-        from tricklab.errors import ConfigError
         from tricklab.launch.messages import Setup
 
         module, name = self.task_function.__module__, self.task_function.__name__
@@ -160,11 +160,12 @@ def _exit_if_folders_clash(orders) -> None:
     seen = {}
     for order in orders:
         if order.job_dir in seen:
-            print(f"tricklab: error: the jobs {' '.join(seen[order.job_dir])} and {' '.join(order.overrides)} would "
-                  f"share the folder {order.job_dir}: job folders are named from the overrides, leaving out paths.*, "
-                  f"logger and callbacks.progress_bar (hydra.job.config.override_dirname.exclude_keys); sweep "
-                  f"only over values that name a job, and give each value once.", file=sys.stderr)
-            sys.exit(2)
+            exit_on_user_error(
+                f"the jobs {' '.join(seen[order.job_dir])} and {' '.join(order.overrides)} would share the folder "
+                f"{order.job_dir}: job folders are named from the overrides, leaving out paths.*, logger and "
+                f"callbacks.progress_bar (hydra.job.config.override_dirname.exclude_keys); sweep only over values "
+                f"that name a job, and give each value once."
+            )
         seen[order.job_dir] = order.overrides
 
 

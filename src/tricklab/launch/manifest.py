@@ -50,13 +50,16 @@ class SweepManifest:
         }
 
     def add(self, num: int, overrides: list[str], job_dir: Path, status: str = "pending", **fields: Any) -> None:
+        """List job ``num`` (its overrides and folder) with ``status``; written on the next ``write``."""
         self.data["jobs"][str(num)] = {"overrides": overrides, "dir": job_dir.name, "status": status, **fields}
 
     def update(self, num: int, **fields: Any) -> None:
+        """Change fields of job ``num`` and write the manifest."""
         self.data["jobs"][str(num)].update(fields)
         self.write()
 
     def write(self) -> None:
+        """Recount the statuses and rewrite sweep.json atomically."""
         jobs = self.data["jobs"].values()
         self.data["counts"] = {s: sum(j["status"] == s for j in jobs) for s in ("pending", "running", *FINAL_STATUSES)}
         self.data["updated"] = _now()

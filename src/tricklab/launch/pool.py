@@ -41,6 +41,7 @@ class Worker:
         self.started = 0.0
 
     def give(self, order: JobOrder) -> None:
+        """Send ``order`` to this worker (a dead worker is noticed by ``collect``)."""
         self.order, self.started = order, time.time()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a dead worker: collect() reports it
             self.conn.send(order)
@@ -57,6 +58,7 @@ class Worker:
 
     @property
     def alive(self) -> bool:
+        """True while the worker process runs."""
         return self.process.poll() is None
 
     def stop(self) -> None:
@@ -101,6 +103,7 @@ class WorkerPool:
             raise
 
     def close(self) -> None:
+        """Stop every worker."""
         for worker in self.workers:
             worker.stop()
         self.workers = []

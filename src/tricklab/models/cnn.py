@@ -13,6 +13,7 @@ from tricklab.models.layers import MAX_POOL, LayerKit, sequential, spatial_dims
 
 
 def build_cnn(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """The classic CNN; each of the len(channels) conv blocks halves every spatial size by max-pooling."""
     dims = spatial_dims(input_shape)
     positions = [size // 2 ** len(cfg["channels"]) for size in input_shape[1:]]
     if min(positions) < 1:

@@ -15,6 +15,8 @@ from tricklab.models.layers import MAX_POOL, LayerKit, sequential, spatial_dims
 
 
 def build_inception(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """A small GoogLeNet: a 3x3 stem, stages of Inception modules (width doubling per stage) with a stride-2
+    max-pool between stages, global average pool, classifier."""
     dims = spatial_dims(input_shape)
     n_in = 4 * cfg["width"]
     layers: list[nn.Module | None] = [*kit.block(dims, input_shape[0], n_in, 3)]

@@ -49,9 +49,11 @@ class LayerKit:
         return CONV[dims](n_in, n_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias)
 
     def norm(self, channels: int, dims: int) -> nn.Module | None:
+        """The run's norm layer for ``channels`` features (None for norm=none and weight)."""
         return make_norm(self.norm_cfg, channels, dims)
 
     def act(self) -> nn.Module:
+        """A new instance of the run's activation."""
         return ACTIVATIONS[self.activation]()
 
     def dropout(self, dims: int) -> nn.Module | None:

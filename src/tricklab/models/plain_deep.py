@@ -17,6 +17,7 @@ from tricklab.models.mlp import build_mlp
 
 
 def build_plain_deep(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """``depth`` weight layers without skips: an MLP, or a CNN laid out like the ResNet (3 stages)."""
     if cfg["kind"] == "mlp":
         return build_mlp({"depth": cfg["depth"] - 1, "width": cfg["width"]}, kit, input_shape, num_classes)
     dims = spatial_dims(input_shape)

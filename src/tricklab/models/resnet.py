@@ -16,6 +16,7 @@ from tricklab.models.layers import LayerKit, sequential, spatial_dims
 
 
 def build_resnet(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CIFAR ResNet of depth 6n+2: 3x3 stem, 3 stages of n basic blocks (16m, 32m, 64m channels), pool, linear."""
     dims = spatial_dims(input_shape)
     blocks_per_stage = (cfg["depth"] - 2) // 6
     width = max(1, round(16 * cfg["width_multiplier"]))

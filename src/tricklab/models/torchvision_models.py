@@ -28,6 +28,8 @@ OTHER_ACTIVATIONS = (nn.ReLU6, nn.SiLU, nn.Hardswish, nn.GELU, nn.Mish)
 
 
 def build_torchvision(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """torchvision model ``cfg["name"]`` (weights=None), its stem adapted to small images and its norm,
+    activation and dropout replaced by the run's."""
     import torchvision.models
 
     name = cfg["name"]
