@@ -27,14 +27,16 @@ def _pyplot():
 
 
 def _by_x(runs: list[Run], rows_of, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """x values and the mean and std of ``y_key`` over ``runs`` at each x (finite values only)."""
+    """x values and the mean and sample std (ddof=1, as in the report's tables; 0 for a single run) of ``y_key``
+    over ``runs`` at each x (finite values only)."""
     values: dict[float, list[float]] = defaultdict(list)
     for run in runs:
         for row in rows_of(run):
             if math.isfinite(row.get(y_key, math.nan)):
                 values[row[x_key]].append(row[y_key])
     xs = np.array(sorted(values))
-    return xs, np.array([np.mean(values[x]) for x in xs]), np.array([np.std(values[x]) for x in xs])
+    spread = [np.std(values[x], ddof=1) if len(values[x]) > 1 else 0.0 for x in xs]
+    return xs, np.array([np.mean(values[x]) for x in xs]), np.array(spread)
 
 
 def _curve(ax: Axes, xs: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str, color, **style) -> None:
