@@ -7,7 +7,6 @@ that take more than one value across the sweep. Reads plain files only (JSON, CS
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +17,7 @@ import numpy as np
 
 from tricklab.config import PLUMBING
 from tricklab.errors import DataError
-from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE, PREDICTIONS_FILE
+from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE, PREDICTIONS_FILE, read_metrics
 
 
 def _number(value: Any) -> float:
@@ -137,7 +136,7 @@ def load_sweep(root: Path) -> Sweep:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; give a run folder or a sweep folder (one holding run folders).")
     paths = sorted(p.parent for p in root.rglob(METRICS_FILE))
-    runs = [Run(p, json.loads((p / METRICS_FILE).read_text())) for p in paths]
+    runs = [Run(p, read_metrics(p)) for p in paths]
     if not runs:
         raise DataError(f"{root} holds no {METRICS_FILE}; give a run folder (train.py writes its metrics.json "
                         f"there) or a sweep folder whose job folders hold one.")

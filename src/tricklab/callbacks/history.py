@@ -62,11 +62,3 @@ class HistoryWriter(Checkpoint):
         if not values:
             return None
         return (min if mode == "min" else max)(values, key=lambda v: v[0])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resuming fills an empty history; loading the best weights to test must not rewind this run's."""
-        if not self.rows:
-            self.rows = list(state_dict.get("rows", []))
