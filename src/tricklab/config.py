@@ -195,6 +195,10 @@ RULES: dict[str, Rule] = {
     "logger.tags": Rule(list, "a list of strings"),
     "trainer.max_epochs": positive(int),
     "trainer.check_val_every_n_epoch": positive(int),
+    "trainer.steps_per_call": positive(int),
+    "trainer.limit_train_batches": Rule(float, "a fraction in (0, 1] or a count ≥ 1 of minibatches, or null",
+                                        lambda v: v >= 1 if isinstance(v, int) else 0 < v <= 1, nullable=True),
+    "callbacks.checkpoint.every_seconds": non_negative(),
 }
 
 # Rules for keys whose meaning depends on the architecture family (architecture.family, else .name).

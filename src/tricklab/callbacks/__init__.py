@@ -9,7 +9,6 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
-    ModelCheckpoint,
     ModelSummary,
     RichModelSummary,
     RichProgressBar,
@@ -17,6 +16,7 @@ from pytorch_lightning.callbacks import (
 )
 
 from tricklab.callbacks.averaging import AveragedEvaluation, build_averaging
+from tricklab.callbacks.checkpoints import RunCheckpoints
 from tricklab.callbacks.diagnostics import LayerDiagnostics
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
@@ -30,12 +30,12 @@ class RunCallbacks:
 
     history: HistoryWriter
     guard: DivergenceGuard | None = None
-    checkpoint: ModelCheckpoint | None = None
+    checkpoint: RunCheckpoints | None = None
     averaging: AveragedEvaluation | None = None
     others: list[Callback] = field(default_factory=list)
 
     def all(self) -> list[Callback]:
-        # ModelCheckpoint before HistoryWriter (also a Checkpoint): test(ckpt_path="best") asks the first one
+        # RunCheckpoints before HistoryWriter (also a Checkpoint): test(ckpt_path="best") asks the first one
         named = (self.averaging, self.checkpoint, self.history, self.guard)
         return [c for c in (*named, *self.others) if c is not None]
 
@@ -55,10 +55,8 @@ def build_callbacks(
     if cfg.divergence.enabled:
         callbacks.guard = DivergenceGuard(cfg.divergence.get("max_loss_factor"))
     if cfg.checkpoint.enabled:
-        callbacks.checkpoint = ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
-            save_last=True, filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-        )
+        callbacks.checkpoint = RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.monitor, cfg.checkpoint.mode,
+                                              cfg.checkpoint.every_seconds)
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping
         callbacks.others.append(

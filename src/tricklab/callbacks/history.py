@@ -32,6 +32,8 @@ class HistoryWriter(Checkpoint):
             # Resumed from last.ckpt, which was saved before this callback recorded its epoch: the epochs done
             # are in history.csv.
             self.rows = [row for row in self._read() if row["epoch"] <= trainer.current_epoch]
+        if trainer.is_global_zero:
+            self._write()  # the header, and the rows of the epochs a resumed run has done
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -41,7 +43,8 @@ class HistoryWriter(Checkpoint):
                "time_s": round(time.perf_counter() - self.started, 3)}
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         self.rows.append(row)
-        self._write()
+        with self.path.open("a", newline="") as f:  # one row a write: rewriting the file costs O(epochs)
+            csv.DictWriter(f, fieldnames=self.columns).writerow(row)
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")

@@ -1,0 +1,108 @@
+"""A run's two checkpoints: the best epoch by a monitored metric, and the last state, written on a clock.
+
+Writing a checkpoint costs milliseconds (pickling model, optimizer and loop state); a small net's epoch can
+take less. So the best epoch is still chosen every epoch, but files are written at most every
+``every_seconds`` of training and when training ends: a best epoch chosen in between is kept in memory (a copy
+of the checkpoint Lightning would have written then) until the next write. Each write puts best first, then
+last: on disk they are always a consistent pair, and a run killed between writes loses at most
+``every_seconds`` of training. ``every_seconds=0`` writes at every epoch's end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Checkpoint
+
+LAST = "last.ckpt"
+
+
+class RunCheckpoints(Checkpoint):
+    """``<dirpath>/best-epochNNN.ckpt`` (1-based epoch, like history.csv) and ``<dirpath>/last.ckpt``.
+
+    A ``Checkpoint`` subclass, so Lightning calls ``on_train_epoch_end`` after the module's (which logs the
+    training metrics) and Lightning's ``test(ckpt_path="best")`` finds ``best_model_path``.
+    """
+
+    def __init__(self, dirpath: Path, monitor: str, mode: str, every_seconds: float) -> None:
+        self.dirpath, self.monitor, self.mode, self.every_seconds = Path(dirpath), monitor, mode, every_seconds
+        self.best_model_score: float | None = None
+        self.best_model_path = ""  # the best checkpoint's file (written, or due at the next write)
+        self.last_model_path = str(self.dirpath / LAST)
+        self._pending_best: dict[str, Any] | None = None  # the best checkpoint's content, until written
+        self._written_best = ""
+        self._written_at = time.monotonic()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._written_at = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        due = trainer.strategy.broadcast(time.monotonic() - self._written_at >= self.every_seconds)  # rank 0's
+        current = trainer.callback_metrics.get(self.monitor)
+        if current is not None and self._improves(float(current)):
+            self.best_model_score = float(current)
+            self.best_model_path = str(self.dirpath / f"best-epoch{trainer.current_epoch + 1:03d}.ckpt")
+            self._pending_best = None if due else _snapshot(trainer)
+            if due:
+                trainer.save_checkpoint(self.best_model_path, weights_only=False)
+                self._forget_written_best(trainer)
+        if due:
+            self._write(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final state as last.ckpt (and a best not yet written)."""
+        self._write(trainer)
+
+    def _improves(self, value: float) -> bool:
+        if value != value:  # NaN never improves
+            return False
+        best = self.best_model_score
+        return best is None or (value < best if self.mode == "min" else value > best)
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        """A best checkpoint kept in memory, then the current state as last.ckpt."""
+        if self._pending_best is not None:
+            trainer.strategy.save_checkpoint(self._pending_best, self.best_model_path)
+            self._pending_best = None
+            self._forget_written_best(trainer)
+        trainer.save_checkpoint(self.last_model_path, weights_only=False)
+        self._written_at = time.monotonic()
+
+    def _forget_written_best(self, trainer: pl.Trainer) -> None:
+        """The best checkpoint is now ``best_model_path``: remove the one written before it."""
+        if self._written_best and self._written_best != self.best_model_path:
+            trainer.strategy.remove_checkpoint(self._written_best)
+        self._written_best = self.best_model_path
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best score and file, so that a resumed run keeps comparing against them."""
+        return {"monitor": self.monitor, "best_model_score": self.best_model_score,
+                "best_model_path": self.best_model_path}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict.get("monitor") == self.monitor:
+            self.best_model_score = state_dict["best_model_score"]
+            self.best_model_path = self._written_best = state_dict["best_model_path"]
+
+
+def _snapshot(trainer: pl.Trainer) -> dict[str, Any]:
+    """The checkpoint ``trainer.save_checkpoint`` would write now, with copies of its tensors (the live state)."""
+    return _copy_tensors(trainer._checkpoint_connector.dump_checkpoint(weights_only=False))
+
+
+def _copy_tensors(value: Any) -> Any:
+    """``value`` with every tensor in its dicts, lists and tuples cloned (``copy.deepcopy`` would also copy
+    everything else, at ten times the cost)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return type(value)((k, _copy_tensors(v)) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return type(value)(_copy_tensors(v) for v in value)
+    return value
