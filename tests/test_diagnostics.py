@@ -61,10 +61,14 @@ class TinyNet(pl.LightningModule):
         torch.manual_seed(0)
         self.model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
         self.lr = lr
+        self.automatic_optimization = False  # as ClassifierModule: the optimizer steps after forward and backward
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return F.cross_entropy(self.model(x), y)
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        self.manual_backward(F.cross_entropy(self.model(x), y))
+        optimizer.step()
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr)

@@ -4,45 +4,44 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from tricklab.callbacks.divergence import DivergenceGuard
+from tricklab.data.batches import IndexBatches
+from tricklab.module import ClassifierModule
 
 
-class NaNAtStep(pl.LightningModule):
-    """A linear classifier whose loss turns NaN at optimizer step ``bad_step``."""
+class NaNAtCall(nn.Module):
+    """A linear classifier whose output turns NaN at its ``bad_call``-th forward pass (0-based)."""
 
-    def __init__(self, bad_step: int) -> None:
+    def __init__(self, bad_call: int) -> None:
         super().__init__()
-        self.model, self.bad_step = nn.Linear(3, 2), bad_step
+        self.linear, self.bad_call, self.calls = nn.Linear(3, 2), bad_call, 0
 
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = F.cross_entropy(self.model(x), y)
-        return loss * float("nan") if self.global_step == self.bad_step else loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.linear(x)
+        self.calls += 1
+        return out * float("nan") if self.calls - 1 == self.bad_call else out
 
 
-def _fit(module: pl.LightningModule, guard: DivergenceGuard) -> pl.Trainer:
-    data = DataLoader(TensorDataset(torch.randn(64, 3), torch.randint(0, 2, (64,))), batch_size=8)
+@pytest.mark.parametrize("steps_per_call", [None, 8])
+def test_forced_nan_stops_training_at_its_step(steps_per_call):
+    """Checked at the end of each training batch, the guard still names the exact step inside it."""
+    guard = DivergenceGuard()
+    module = ClassifierModule(NaNAtCall(bad_call=3), {"name": "sgd", "lr": 0.1, "weight_decay": 0.0},
+                              {"name": "none"})
+    data = IndexBatches(torch.randn(64, 3), torch.randint(0, 2, (64,)), 8, shuffle=True,
+                        steps_per_call=steps_per_call)
     trainer = pl.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[guard])
     trainer.fit(module, train_dataloaders=data)
-    return trainer
-
-
-def test_forced_nan_stops_training_at_its_step():
-    guard = DivergenceGuard()
-    trainer = _fit(NaNAtStep(bad_step=3), guard)
     assert guard.diverged_at_step == 3
     assert guard.reason == "non-finite gradient"
-    assert trainer.global_step == 4  # stopped after that step, not at the end of the 5 epochs (40 steps)
+    # stopped after the batch holding that step, not at the end of the 5 epochs (40 steps)
+    assert trainer.global_step == (4 if steps_per_call is None else 8)
 
 
 def test_loss_growing_past_the_factor_counts_as_divergence(run_training, tmp_path):

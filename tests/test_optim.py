@@ -72,7 +72,7 @@ def lr_trajectory(name: str, epochs: int = 10, steps: int = 100, **overrides) ->
     """The learning rate at each scheduler step of a fresh SGD(lr=1) optimizer."""
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     cfg = {**conf("scheduler", name), **overrides}
-    sched = build_schedule(opt, cfg, max_epochs=epochs, total_steps=steps)["scheduler"]
+    sched = build_schedule(opt, cfg, max_epochs=epochs, total_steps=steps).scheduler
     lrs = []
     for _ in range(steps if name in ("onecycle", "warmup_cosine") else epochs):
         lrs.append(opt.param_groups[0]["lr"])

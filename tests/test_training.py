@@ -43,12 +43,39 @@ def test_history_has_one_row_per_epoch_with_every_column(run_training, tmp_path)
 
 
 def test_best_and_last_checkpoints_are_kept(run_training, tmp_path):
-    metrics = run_training(["trainer.max_epochs=2", "data.subset=300"])
-    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert "last.ckpt" in names and any(n.startswith("best-") for n in names)
-    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert checkpoint["epoch"] == 1 and isinstance(checkpoint["hyper_parameters"]["optimizer"], dict)
-    assert metrics["best"]["val/acc_epoch"] in (1, 2)
+    metrics = run_training(["trainer.max_epochs=3", "data.subset=300"])  # 3 steps an epoch
+    folder = tmp_path / "run" / "checkpoints"
+    best_epoch = metrics["best"]["val/acc_epoch"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"best-epoch{best_epoch:03d}.ckpt", "last.ckpt"]
+    last = torch.load(folder / "last.ckpt", weights_only=False)
+    assert last["global_step"] == metrics["steps"] == 9 and last["epoch"] == 3  # the final state
+    assert isinstance(last["hyper_parameters"]["optimizer"], dict)
+    # Written only at the end (every_seconds=60), the best still holds the state of its own epoch.
+    best = torch.load(folder / f"best-epoch{best_epoch:03d}.ckpt", weights_only=False)
+    assert best["global_step"] == 3 * best_epoch and best["epoch"] == best_epoch - 1
+    assert best["callbacks"]["RunCheckpoints"]["best_model_path"] == str(folder / f"best-epoch{best_epoch:03d}.ckpt")
+
+
+@pytest.mark.parametrize("every_seconds", [0, 3600])
+def test_checkpoints_are_written_on_a_clock(run_training, tmp_path, monkeypatch, every_seconds):
+    """A run killed in its third epoch keeps what the clock let it write: every epoch's end, or nothing yet."""
+    from tricklab.module import ClassifierModule
+
+    start_epoch = ClassifierModule.on_train_epoch_start
+
+    def killed_in_epoch_3(self):
+        if self.current_epoch == 2:
+            raise RuntimeError("killed")
+        start_epoch(self)
+
+    monkeypatch.setattr(ClassifierModule, "on_train_epoch_start", killed_in_epoch_3)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_training(["trainer.max_epochs=4", "data.subset=300", f"callbacks.checkpoint.every_seconds={every_seconds}"])
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    if every_seconds:
+        assert not last.exists()
+    else:
+        assert torch.load(last, weights_only=False)["global_step"] == 2 * 3  # the end of epoch 2
 
 
 def test_early_stopping_stops_and_tests_the_best_weights(run_training):
@@ -189,3 +216,19 @@ def test_plateau_schedule_with_validation_every_other_epoch(run_training):
     metrics = run_training(["scheduler=plateau", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=3",
                             "data.subset=300"])
     assert metrics["status"] == "completed" and metrics["epochs"] == 3
+
+
+@pytest.mark.parametrize("tricks", [["scheduler=onecycle", "clip=norm", "averaging=ema"],
+                                    ["scheduler=plateau", "clip=value", "regularization=l2", "norm=batch"]])
+def test_steps_per_call_changes_speed_not_training(run_training, tmp_path, tricks):
+    """k minibatches per Lightning call train exactly as one per call does: per-step schedules, clipping, EMA
+    and penalties act on every step, epoch schedules once an epoch."""
+    common = ["trainer.max_epochs=3", "data.subset=600", *tricks]  # 5 steps an epoch
+    one = run_training([*common, "trainer.steps_per_call=1"], name="one")
+    many = run_training([*common, "trainer.steps_per_call=4"], name="many")  # calls of 4 + 1 steps
+    assert one["steps"] == many["steps"] == 15
+    assert one["final"] == many["final"] and one["test"] == many["test"]
+    weights = [torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+               for name in ("one", "many")]
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key

@@ -54,6 +54,8 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     _set_threads(cfg.threads)
     import pytorch_lightning as pl
 
+    _cheap_cuda_checks()
+
     from tricklab.callbacks import build_callbacks
     from tricklab.data.datamodule import TensorDataModule
     from tricklab.models import build_model
@@ -63,10 +65,11 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     plain = OmegaConf.to_container(cfg, resolve=True)
-    datamodule = TensorDataModule(plain["data"], Path(cfg.paths.data_dir), cfg.seed)
+    datamodule = TensorDataModule(plain["data"], Path(cfg.paths.data_dir), cfg.seed, cfg.trainer.steps_per_call,
+                                  cfg.trainer.limit_train_batches)
     model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"],
                         datamodule.input_shape, datamodule.num_classes)
-    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"])
+    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"])
     name = cfg.name or _run_name(ctx)
     record: dict[str, Any] = {
         "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
@@ -125,7 +128,7 @@ def interrupted_checkpoint(run_dir: Path) -> str | None:
 
 
 def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
-    """The Lightning Trainer for ``cfg.trainer`` and ``cfg.clip``, with the run's callbacks and logger."""
+    """The Lightning Trainer for ``cfg.trainer``, with the run's callbacks and logger."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     from tricklab.loggers import build_logger
@@ -147,14 +150,11 @@ def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name
 def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
     import pytorch_lightning as pl
 
-    t, clip = cfg.trainer, cfg.clip
-    return pl.Trainer(
+    t = cfg.trainer
+    return pl.Trainer(  # limit_train_batches is the datamodule's (it counts minibatches); clipping the module's
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-        precision=t.precision, deterministic=t.deterministic,
-        limit_train_batches=t.limit_train_batches, check_val_every_n_epoch=t.check_val_every_n_epoch,
+        precision=t.precision, deterministic=t.deterministic, check_val_every_n_epoch=t.check_val_every_n_epoch,
         limit_val_batches=0 if cfg.data.val_fraction == 0 else t.limit_val_batches,
-        gradient_clip_val={"norm": clip.get("max_norm"), "value": clip.get("max_value")}.get(clip.name),
-        gradient_clip_algorithm=clip.name if clip.name in ("norm", "value") else None,
         callbacks=callbacks.all(), logger=logger or False,
         enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
         enable_progress_bar=cfg.callbacks.progress_bar != "none",
@@ -188,6 +188,17 @@ def _run_name(ctx: RunContext) -> str:
     if ctx.overrides:
         return ",".join(o for o in ctx.overrides if not o.lstrip("+~").startswith(PLUMBING))
     return "-".join(ctx.choices.get(g, "") for g in ("data", "architecture", "optimizer")) or "run"
+
+
+def _cheap_cuda_checks() -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork-safe CUDA checks); while CUDA is uninitialised, every
+    ``torch.cuda.is_available()`` then loads NVML anew, and torch's optimizers ask once a step: ~0.2 ms a step
+    on a machine without a GPU. With no GPU there is no CUDA state a fork could break, so torch may ask the CUDA
+    runtime instead (cached)."""
+    import torch
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
 
 
 def _set_threads(threads: int | None) -> None:

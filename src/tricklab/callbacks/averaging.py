@@ -7,6 +7,7 @@ those of θ) and θ̄ is run on the same validation and test batches, logged as 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn, update_bn
 
-from tricklab.module import EpochStats
+from tricklab.data.batches import minibatches
+from tricklab.module import EpochStats, steps_per_epoch
 
 AVERAGED_STATE = "averaged_model_state"
 
@@ -32,6 +34,23 @@ class AveragedEvaluation(WeightAveraging):
         self.tag, self.refresh_bn = tag, refresh_bn
         self.stats = EpochStats()
         self._bn_fresh_at = -1  # the update count θ̄ had when its batch-norm statistics were last recomputed
+        self._step_hook: torch.utils.hooks.RemovableHandle | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Torch's optimizer step hook fires on every step, however many steps a training batch holds.
+        self._step_hook = trainer.optimizers[0].register_step_post_hook(partial(self._after_step, trainer,
+                                                                                pl_module))
+
+    def _after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer,
+                    args: Any, kwargs: Any) -> None:
+        """Update θ̄ after optimizer step ``trainer.global_step`` (0-based until the step is counted), if due."""
+        if self.should_update(step_idx=trainer.global_step):
+            self._average_model.update_parameters(pl_module)
+            self._latest_update_step = trainer.global_step + 1
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        """θ̄ is updated per optimizer step by ``_after_step``, not per training batch."""
 
     def _ready(self) -> bool:
         return self._average_model is not None and int(self._average_model.n_averaged) > 0
@@ -42,7 +61,7 @@ class AveragedEvaluation(WeightAveraging):
         if self.refresh_bn and self._bn_fresh_at != count:
             loader = trainer.datamodule.train_dataloader() if trainer.datamodule else trainer.train_dataloader
             with torch.no_grad():
-                update_bn(loader, self._average_model.module)
+                update_bn((xy for batch in loader for xy in minibatches(batch)), self._average_model.module)
             self._bn_fresh_at = count
         self._average_model.eval()
 
@@ -72,6 +91,9 @@ class AveragedEvaluation(WeightAveraging):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Keep θ in the model (Lightning would copy θ̄ over it)."""
+        if self._step_hook is not None:
+            self._step_hook.remove()
+            self._step_hook = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready():
@@ -122,7 +144,8 @@ class SWAEvaluation(AveragedEvaluation):
         self.steps_per_epoch, self.start_epoch = 1, 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.steps_per_epoch = max(1, int(trainer.num_training_batches) // trainer.accumulate_grad_batches)
+        super().on_train_start(trainer, pl_module)
+        self.steps_per_epoch = max(1, steps_per_epoch(trainer))
         self.start_epoch = int(self.start_fraction * (trainer.max_epochs or 1))
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:

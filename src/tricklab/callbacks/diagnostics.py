@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,17 @@ def find_probes(model: nn.Module) -> list[LayerProbe]:
 
 
 class LayerDiagnostics(Callback):
-    """Records the per-layer statistics above every ``every_n_steps`` steps (step 0 included)."""
+    """Records the per-layer statistics above every ``every_n_steps`` steps (step 0 included).
+
+    Works through the optimizer's step hooks, so the module must step its optimizer after forward and backward
+    (manual optimization, as ClassifierModule does; Lightning's automatic optimization runs them inside the step).
+    """
 
     def __init__(self, path: Path, every_n_steps: int, histograms: bool = True) -> None:
         self.path, self.every_n_steps, self.histograms = Path(path), every_n_steps, histograms
         self.probes: list[LayerProbe] = []
-        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []  # forward hooks of the diagnosed step
+        self.step_hooks: list[torch.utils.hooks.RemovableHandle] = []  # the optimizer's pre- and post-step hooks
         self.step: int | None = None  # the step being diagnosed, None between diagnosed steps
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -106,20 +112,25 @@ class LayerDiagnostics(Callback):
         if trainer.is_global_zero and not self.path.exists():
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(COLUMNS)
+        # Torch's optimizer step hooks fire on every step, however many steps a training batch holds.
+        optimizer = trainer.optimizers[0]
+        self.step_hooks = [optimizer.register_step_pre_hook(partial(self._before_step, trainer)),
+                           optimizer.register_step_post_hook(partial(self._after_step, trainer))]
+        self._arm(trainer, trainer.global_step)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
-        if trainer.global_step % self.every_n_steps or self.step == trainer.global_step:
+    def _arm(self, trainer: pl.Trainer, step: int) -> None:
+        """Watch the activations of the forward pass of step ``step``, if it is a diagnosed one."""
+        if step % self.every_n_steps:
             return
-        self.step = trainer.global_step
+        self.step = step
         keep = self.histograms and self._wandb(trainer) is not None
         for probe in self.probes:
             probe.stats, probe.sample, probe.keep_sample = {}, None, keep
             target = probe.activation if probe.activation is not None else probe.layer
             self.handles.append(target.register_forward_hook(probe.hook))
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def _before_step(self, trainer: pl.Trainer, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Weight and gradient norms (before clipping: the module clips in a later pre-hook), weights kept."""
         if self.step is None:
             return
         self._remove_hooks()
@@ -130,24 +141,26 @@ class LayerDiagnostics(Callback):
                 probe.stats["grad_norm"] = _norm(grads)
             probe.before = [p.detach().clone() for p in probe.weights]
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        if self.step is None or trainer.global_step == self.step:  # optimizer step not taken yet (accumulating)
-            return
-        self._remove_hooks()
-        for probe in self.probes:
-            if probe.before:
-                delta = [p.detach() - b for p, b in zip(probe.weights, probe.before, strict=True)]
-                probe.stats["update_ratio"] = _norm(delta) / probe.stats["weight_norm"]
-                probe.before = []
-        rows = [self._row(trainer, probe) for probe in self.probes]
-        if trainer.is_global_zero:
-            self._write(rows)
-            self._log(trainer, rows)
-        self.step = None
+    def _after_step(self, trainer: pl.Trainer, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        """Update ratios, then the rows of the diagnosed step; arm the next step if it is diagnosed."""
+        if self.step is not None:
+            for probe in self.probes:
+                if probe.before:
+                    delta = [p.detach() - b for p, b in zip(probe.weights, probe.before, strict=True)]
+                    probe.stats["update_ratio"] = _norm(delta) / probe.stats["weight_norm"]
+                    probe.before = []
+            rows = [self._row(trainer, probe) for probe in self.probes]
+            if trainer.is_global_zero:
+                self._write(rows)
+                self._log(trainer, rows)
+            self.step = None
+        self._arm(trainer, trainer.global_step + 1)  # global_step counts this step once the hooks are done
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._remove_hooks()
+        for handle in self.step_hooks:
+            handle.remove()
+        self.step_hooks = []
 
     def _remove_hooks(self) -> None:
         for handle in self.handles:

@@ -1,4 +1,4 @@
-"""Stop training the moment it diverges, and remember the step.
+"""Stop training when it diverges, and remember the step.
 
 Divergence = the training loss or any gradient is NaN/Inf, or the loss exceeds ``max_loss_factor`` × the loss
 of the first step (L_t > k·L_0: the run has left the region it started in and will not come back).
@@ -16,7 +16,12 @@ from pytorch_lightning.callbacks import Callback
 
 class DivergenceGuard(Callback):
     """Sets ``trainer.should_stop`` on divergence; ``diverged_at_step`` is then the (0-based) optimizer step whose
-    loss or gradient was bad, ``reason`` says which."""
+    loss or gradient was bad, ``reason`` says which.
+
+    Checks every step of a training batch at the batch's end, from the module's ``step_losses`` and
+    ``step_grad_norms`` (ClassifierModule's), with one host sync per batch; the rest of that batch's steps
+    (``trainer.steps_per_call`` at most) have run by then.
+    """
 
     def __init__(self, max_loss_factor: float | None = None) -> None:
         self.max_loss_factor = max_loss_factor
@@ -24,36 +29,37 @@ class DivergenceGuard(Callback):
         self.diverged_at_step: int | None = None
         self.reason: str | None = None
 
-    def on_before_optimizer_step(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
-    ) -> None:
-        # Callbacks run before the module's hook: the module's ‖g‖ of this step (ClassifierModule keeps one)
-        # is read at the batch's end instead of computing the norm twice.
-        if hasattr(pl_module, "last_grad_norm") or _scales_gradients(trainer):
-            return
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-        if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-            self._stop(trainer, trainer.global_step, "non-finite gradient")
-
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None:
+        losses = pl_module.step_losses
+        if not losses:
             return
-        step = trainer.global_step - 1  # the step this loss was computed at
-        grad_norm = None if _scales_gradients(trainer) else getattr(pl_module, "last_grad_norm", None)
-        numbers = [loss.detach().float()] + ([] if grad_norm is None else [grad_norm.detach().float()])
-        value, *grad = torch.stack(numbers).tolist()  # one host sync for the loss and ‖g‖
-        if grad and not math.isfinite(grad[0]):
-            self._stop(trainer, step, "non-finite gradient")
-        elif not math.isfinite(value):
-            self._stop(trainer, step, "non-finite loss")
+        # Under a gradient scaler inf gradients are normal (the scaler skips those steps and they have no norm).
+        check_grads = not _scales_gradients(trainer)
+        grad_norms = pl_module.step_grad_norms.float() if check_grads else torch.zeros(0)
+        values = torch.cat([torch.stack(losses).float(), grad_norms.to(losses[0].device)]).tolist()  # one sync
+        first_step = trainer.global_step - len(losses)
+        for i, loss in enumerate(values[: len(losses)]):
+            grad = values[len(losses) + i] if check_grads else 0.0
+            if self._check(trainer, first_step + i, loss, grad):
+                return
+
+    def _check(self, trainer: pl.Trainer, step: int, loss: float, grad_norm: float) -> bool:
+        """True when step ``step`` (loss, ‖g‖) diverged, and stop the trainer then."""
+        if not math.isfinite(grad_norm):
+            why = "non-finite gradient"
+        elif not math.isfinite(loss):
+            why = "non-finite loss"
         elif self.initial_loss is None:
-            self.initial_loss = value
-        elif self.max_loss_factor is not None and value > self.max_loss_factor * self.initial_loss:
-            why = f"loss {value:.4g} > {self.max_loss_factor:g} × first loss {self.initial_loss:.4g}"
-            self._stop(trainer, step, why)
+            self.initial_loss = loss
+            return False
+        elif self.max_loss_factor is not None and loss > self.max_loss_factor * self.initial_loss:
+            why = f"loss {loss:.4g} > {self.max_loss_factor:g} × first loss {self.initial_loss:.4g}"
+        else:
+            return False
+        self._stop(trainer, step, why)
+        return True
 
     def state_dict(self) -> dict[str, Any]:
         """The first step's loss L₀, so that a resumed run compares against the same reference."""

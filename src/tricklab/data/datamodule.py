@@ -19,11 +19,15 @@ from tricklab.errors import ConfigError
 class TensorDataModule(pl.LightningDataModule):
     """A dataset that fits in memory, held as tensors on the training device.
 
-    ``input_shape`` (channels, *positions) and ``num_classes`` come from the data itself.
+    ``input_shape`` (channels, *positions) and ``num_classes`` come from the data itself. Training batches come
+    in runs of ``steps_per_call`` minibatches (one under data parallelism: DDP syncs one backward per call);
+    ``limit_train_batches`` (a fraction, or a count of minibatches) shortens each training epoch.
     """
 
-    def __init__(self, cfg: dict[str, Any], data_dir: Path, seed: int) -> None:
+    def __init__(self, cfg: dict[str, Any], data_dir: Path, seed: int, steps_per_call: int = 1,
+                 limit_train_batches: int | float | None = None) -> None:
         super().__init__()
+        self.steps_per_call, self.limit_train_batches = steps_per_call, limit_train_batches
         if cfg["name"] not in SOURCES:
             raise ConfigError(f"data={cfg['name']} has no loader; known datasets: {', '.join(SOURCES)}.")
         self.batch_size, self.seed = cfg["batch_size"], seed
@@ -44,19 +48,34 @@ class TensorDataModule(pl.LightningDataModule):
     def sizes(self) -> dict[str, int]:
         return {split: len(y) for split, (_, y) in self.tensors.items()}
 
-    def _batches(self, split: str, shuffle: bool) -> IndexBatches:
+    def _batches(self, split: str, shuffle: bool, **kwargs: Any) -> IndexBatches:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         x, y = self.tensors[split]
-        return IndexBatches(x, y, self.batch_size, shuffle, self.seed, rank, world)
+        return IndexBatches(x, y, self.batch_size, shuffle, self.seed, rank, world, **kwargs)
 
     def train_dataloader(self) -> IndexBatches:
-        return self._batches("train", shuffle=True)
+        """Runs of ``steps_per_call`` minibatches (``StepBatches``), each minibatch one optimizer step."""
+        world = self.trainer.world_size if self.trainer else 1
+        batches = self._batches("train", shuffle=True, steps_per_call=self.steps_per_call if world == 1 else 1)
+        batches.max_steps = _limit(self.limit_train_batches, batches.steps)
+        return batches
+
+    def train_steps_per_epoch(self) -> int:
+        """Optimizer steps per training epoch (per process)."""
+        return self.train_dataloader().steps
 
     def val_dataloader(self) -> IndexBatches:
         return self._batches("val", shuffle=False)
 
     def test_dataloader(self) -> IndexBatches:
         return self._batches("test", shuffle=False)
+
+
+def _limit(limit: int | float | None, steps: int) -> int | None:
+    """Lightning's ``limit_*_batches`` convention: a float is a fraction of the epoch, an int a count."""
+    if limit is None:
+        return None
+    return max(1, int(limit * steps)) if isinstance(limit, float) else int(limit)
 
 
 def _split_validation(

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, as Lightning ``lr_scheduler`` configs (stepped per epoch or per step).
+"""Learning-rate schedules, each stepped per epoch or per optimizer step (by the module: it optimizes manually).
 
 - exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋ (epochs)
 - cosine: η_min + (lr_0-η_min)(1+cos(πt/T))/2     - plateau: lr·factor after `patience` flat epochs
@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,36 +18,47 @@ from tricklab.errors import ConfigError
 SCHEDULES = ("none", "exponential", "step", "cosine", "onecycle", "plateau", "warmup_cosine")
 
 
+@dataclass
+class Schedule:
+    """A torch scheduler, when it steps (``interval``: "epoch" or "step") and, for plateau, the metric it reads."""
+
+    scheduler: lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau
+    interval: str
+    monitor: str | None = None
+
+    def lightning_config(self) -> dict[str, Any]:
+        """What ``configure_optimizers`` hands Lightning, which saves and restores the scheduler's state."""
+        return {"scheduler": self.scheduler, "interval": self.interval}
+
+
 def build_schedule(
     optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int
-) -> dict[str, Any] | None:
-    """The Lightning scheduler config for ``cfg['name']``, or None for a constant learning rate."""
+) -> Schedule | None:
+    """The schedule for ``cfg['name']``, or None for a constant learning rate; ``total_steps`` = optimizer steps
+    of the whole run (onecycle, warmup_cosine)."""
     name = cfg["name"]
     if name not in SCHEDULES:
         raise ConfigError(f"scheduler={name} is unknown; known schedules: {', '.join(SCHEDULES)}.")
     if name == "none":
         return None
     if name == "exponential":
-        return {"scheduler": lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "interval": "epoch"}
+        return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "epoch")
     if name == "step":
-        sched = lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
-        return {"scheduler": sched, "interval": "epoch"}
+        return Schedule(lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"]), "epoch")
     if name == "cosine":
-        sched = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"])
-        return {"scheduler": sched, "interval": "epoch"}
+        return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"]), "epoch")
     if name == "plateau":
         sched = lr_scheduler.ReduceLROnPlateau(
             optimizer, mode=cfg["mode"], factor=cfg["factor"], patience=cfg["patience"], min_lr=cfg["min_lr"]
         )
-        # strict=False: on epochs without validation (check_val_every_n_epoch > 1) the step is skipped.
-        return {"scheduler": sched, "interval": "epoch", "monitor": cfg["monitor"], "strict": False}
+        return Schedule(sched, "epoch", monitor=cfg["monitor"])
     if name == "onecycle":
         sched = lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
             pct_start=cfg["pct_start"], div_factor=cfg["div_factor"], final_div_factor=cfg["final_div_factor"],
         )
-        return {"scheduler": sched, "interval": "step"}
-    return {"scheduler": _warmup_cosine(optimizer, cfg, total_steps), "interval": "step"}
+        return Schedule(sched, "step")
+    return Schedule(_warmup_cosine(optimizer, cfg, total_steps), "step")
 
 
 def _warmup_cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> lr_scheduler.LRScheduler:
