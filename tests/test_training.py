@@ -175,6 +175,10 @@ def test_csv_and_tensorboard_loggers_write_the_epoch_metrics(run_training, tmp_p
     if logger == "csv":
         rows = list(csv.DictReader(files[0].open()))
         assert sum(1 for r in rows if r.get("val/acc")) == 2
+        # at the optimizer step (3 an epoch, all in one Lightning call), with Lightning's 0-based epoch
+        assert [(r["epoch"], r["step"]) for r in rows if r.get("train/loss")] == [("0", "3"), ("1", "6")]
+        assert [(r["epoch"], r["step"]) for r in rows if r.get("val/loss")] == [("0", "3"), ("1", "6")]
+        assert [r["step"] for r in rows if r.get("test/acc")] == ["6"]
 
 
 def test_same_seed_same_result(run_training):

@@ -9,7 +9,8 @@ Lightning's per-step hook dispatch (``on_before_backward``, ``on_after_backward`
 ~0.06 ms a step, 5% of a small MLP's step on a CPU). Under a gradient scaler or DDP, Lightning's
 ``manual_backward`` and optimizer step run instead, so scaling and gradient sync stay Lightning's.
 
-Metrics are accumulated on the device and logged once per epoch (train/*, val/*, test/*, lr, grad_norm).
+Metrics are accumulated on the device and logged once per epoch (train/*, val/*, test/*, lr, grad_norm) by
+``log_epoch``, at the optimizer step.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class ClassifierModule(pl.LightningModule):
         self._norm_parts: list[list[torch.Tensor]] = []  # per step of the batch: ‖g_j‖₂ per parameter tensor
         self._clip_hook: torch.utils.hooks.RemovableHandle | None = None
         self._plain_steps = False
+        self._validated_epoch = -1  # the last epoch that ran validation
         self._params: list[nn.Parameter] = []  # the optimizer's parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,9 +189,9 @@ class ClassifierModule(pl.LightningModule):
         metrics["lr"] = float(self.epoch_lr)  # a number: Lightning makes it a tensor on the module's device
         norms = self.epoch_grad_norms
         metrics["grad_norm"] = torch.cat(norms).mean() if norms else 0.0
-        self.log_dict(metrics, prog_bar=False, sync_dist=True)
+        log_epoch(self.trainer, metrics)
         if self.schedule is not None and self.schedule.interval == "epoch":
-            self._step_epoch_schedule({**self.trainer.callback_metrics, **metrics})
+            self._step_epoch_schedule(self.trainer.callback_metrics)
 
     def _step_epoch_schedule(self, metrics: dict[str, Any]) -> None:
         """Step the schedule; plateau reads its monitor, and skips epochs that did not measure it (no validation
@@ -197,20 +199,22 @@ class ClassifierModule(pl.LightningModule):
         monitor = self.schedule.monitor
         if monitor is None:
             self.schedule.scheduler.step()
-        elif monitor in metrics:
+        elif monitor in metrics and (not monitor.startswith("val/") or self._validated_epoch == self.current_epoch):
             self.schedule.scheduler.step(float(metrics[monitor]))
 
     def on_validation_epoch_start(self) -> None:
         self.stats["val"] = EpochStats()
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.stats["val"].compute("val"), prog_bar=True, sync_dist=True)
+        if not self.trainer.sanity_checking:
+            log_epoch(self.trainer, self.stats["val"].compute("val"), prog_bar=True)
+            self._validated_epoch = self.current_epoch
 
     def on_test_epoch_start(self) -> None:
         self.stats["test"] = EpochStats()
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.stats["test"].compute("test"), sync_dist=True)
+        log_epoch(self.trainer, self.stats["test"].compute("test"))
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.model, self.hparams.optimizer)
@@ -222,6 +226,28 @@ class ClassifierModule(pl.LightningModule):
     def _total_steps(self) -> int:
         """Optimizer steps of the whole run."""
         return steps_per_epoch(self.trainer) * self.trainer.max_epochs
+
+
+def log_epoch(trainer: pl.Trainer, metrics: dict[str, torch.Tensor | float], prog_bar: bool = False) -> None:
+    """Record metrics already reduced over an epoch: averaged over processes, sent to every logger at step
+    ``trainer.global_step`` (optimizer steps; with ``epoch``, 0-based as Lightning logs it), and put where
+    callbacks and the progress bar read them (``trainer.callback_metrics``, ``trainer.progress_bar_metrics``).
+
+    Lightning's ``self.log`` would log them at its count of training batches, not of optimizer steps (a batch
+    here holds several steps), and costs ~0.4 ms a key (it walks its metric object on every call): 4% of the
+    default run's epoch.
+    """
+    device = trainer.strategy.root_device
+    names = list(metrics)
+    values = torch.stack([torch.as_tensor(metrics[name], device=device).float() for name in names])
+    values = trainer.strategy.reduce(values, reduce_op="mean")  # the identity on one device
+    trainer.callback_metrics.update(zip(names, values.unbind(), strict=True))
+    numbers = dict(zip(names, values.tolist(), strict=True))
+    if prog_bar:
+        trainer.progress_bar_metrics.update(numbers)
+    for logger in trainer.loggers:
+        logger.log_metrics({**numbers, "epoch": trainer.current_epoch}, step=trainer.global_step)
+        logger.save()
 
 
 def steps_per_epoch(trainer: pl.Trainer) -> int:

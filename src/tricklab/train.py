@@ -99,11 +99,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
         diverged = guard is not None and guard.diverged_at_step is not None
         use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
         record["status"] = "diverged" if diverged else "completed"
         record["diverged_at_step"] = guard.diverged_at_step if diverged else None
         record["diverged_reason"] = guard.reason if diverged else None
-        record["test"] = tested[0] if tested else {}
+        record["test"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
         record["test_weights"] = "best" if use_best else "final"
     except (KeyboardInterrupt, SystemExit):
         record["status"] = "interrupted"

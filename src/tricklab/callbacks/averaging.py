@@ -17,7 +17,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_avg_fn, update_bn
 
 from tricklab.data.batches import minibatches
-from tricklab.module import EpochStats, steps_per_epoch
+from tricklab.module import EpochStats, log_epoch, steps_per_epoch
 
 AVERAGED_STATE = "averaged_model_state"
 
@@ -71,9 +71,8 @@ class AveragedEvaluation(WeightAveraging):
         logits = self._average_model.module(x)
         self.stats.update(F.cross_entropy(logits, y), logits, y)
 
-    def _log(self, pl_module: pl.LightningModule, split: str) -> None:
-        metrics = self.stats.compute(f"{split}_{self.tag}")
-        pl_module.log_dict(metrics, sync_dist=True)
+    def _log(self, trainer: pl.Trainer, split: str) -> None:
+        log_epoch(trainer, self.stats.compute(f"{split}_{self.tag}"))
 
     # The raw weights stay in the model: no swapping for validation, no copying when training ends.
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -87,7 +86,7 @@ class AveragedEvaluation(WeightAveraging):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready() and not trainer.sanity_checking:
-            self._log(pl_module, "val")
+            self._log(trainer, "val")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Keep θ in the model (Lightning would copy θ̄ over it)."""
@@ -106,7 +105,7 @@ class AveragedEvaluation(WeightAveraging):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready():
-            self._log(pl_module, "test")
+            self._log(trainer, "test")
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
