@@ -31,32 +31,28 @@ from tricklab.tricks.schedule import Schedule, build_schedule
 
 
 class EpochStats:
-    """Per-batch losses and predictions, kept as device tensors and reduced only when asked (no sync per step)."""
+    """Running sums Σ n_b·L_b and Σ correct_b over batches b, and the sample count, as device tensors (no sync)."""
 
     def __init__(self) -> None:
-        self.losses: list[torch.Tensor] = []
-        self.predictions: list[torch.Tensor] = []
-        self.targets: list[torch.Tensor] = []
+        self.loss_sums: list[torch.Tensor] = []
+        self.correct: list[torch.Tensor] = []
+        self.count = 0
 
-    def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """Add a batch: its mean loss and its argmax predictions."""
-        self.losses.append(loss.detach())
-        self.predictions.append(logits.detach().argmax(1))
-        self.targets.append(y)
+    def add(self, losses: list[torch.Tensor], logits: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+        """Add batches: their mean losses L_b, logits and targets (reduced together: a few ops, not a few a batch)."""
+        sizes = [len(y) for y in targets]
+        weights = torch.tensor(sizes, device=losses[0].device, dtype=torch.float32)
+        self.loss_sums.append((torch.stack(losses).float() * weights).sum())
+        self.correct.append((torch.cat(logits).argmax(1) == torch.cat(targets)).sum())
+        self.count += sum(sizes)
 
     def compute(self, prefix: str) -> dict[str, torch.Tensor | float]:
-        """Sample-weighted mean loss Σ n_b·L_b / Σ n_b and accuracy so far, as ``<prefix>/loss``, ``<prefix>/acc``.
-
-        Tensors stay on the device they were accumulated on; with no batch yet they are plain floats, which
-        Lightning puts on the module's device (a CPU tensor would break a NCCL all-reduce under DDP).
-        """
-        if not self.losses:
+        """Sample-weighted mean loss Σ n_b·L_b / Σ n_b and accuracy so far, as ``<prefix>/loss``, ``<prefix>/acc``
+        (plain zeros before any batch)."""
+        if not self.count:
             return {f"{prefix}/loss": 0.0, f"{prefix}/acc": 0.0}
-        sizes = torch.tensor([len(y) for y in self.targets], device=self.losses[0].device)
-        count = sizes.sum()
-        correct = (torch.cat(self.predictions) == torch.cat(self.targets)).sum()
-        return {f"{prefix}/loss": (torch.stack(self.losses).float() * sizes).sum() / count,
-                f"{prefix}/acc": correct / count}
+        return {f"{prefix}/loss": torch.stack(self.loss_sums).sum() / self.count,
+                f"{prefix}/acc": torch.stack(self.correct).sum() / self.count}
 
 
 class ClassifierModule(pl.LightningModule):
@@ -97,21 +93,26 @@ class ClassifierModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: StepBatches | Batch, batch_idx: int) -> None:
+        """One optimizer step per minibatch; the batch's metrics are reduced once, after its last step (its
+        logits are kept until then)."""
         optimizer = self.optimizers()
-        self.step_losses = []
+        losses, logits_seen, targets = [], [], []
         for x, y in minibatches(batch):
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
-            self.stats["train"].update(loss, logits, y)
-            self.step_losses.append(loss.detach())
+            losses.append(loss.detach())
+            logits_seen.append(logits.detach())
+            targets.append(y)
             if self.l1 or self.l2:
                 loss = loss + penalty(penalized_weights(self.model), self.l1, self.l2)
             self._optimize(optimizer, loss)
+        self.step_losses = losses
+        self.stats["train"].add(losses, logits_seen, targets)
         self._reduce_grad_norms()
 
     def _optimize(self, optimizer: LightningOptimizer, loss: torch.Tensor) -> None:
         """One optimizer step on ``loss``, then the per-step schedule."""
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.optimizer.zero_grad(set_to_none=True)
         if self._plain_steps:
             loss.backward()
             # What LightningOptimizer.step does around the update: count the step (trainer.global_step).
@@ -127,11 +128,14 @@ class ClassifierModule(pl.LightningModule):
     def _norm_and_clip(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         """Optimizer step pre-hook: keep ‖g_j‖₂ of each parameter tensor j (reduced per batch to
         ‖g‖₂ = √Σ_j ‖g_j‖₂², before clipping), then clip (norm: g ← g·min(1, θ/‖g‖₂); value: g_i ← clamp(g_i, ±θ))."""
-        params = [p for p in self._params if p.grad is not None]
-        if not params:
+        grads = [p.grad for p in self._params if p.grad is not None]
+        if not grads:
             return
-        parts = torch._foreach_norm([p.grad for p in params])  # one kernel; torch's clip_grad_norm_ uses it too
+        parts = torch._foreach_norm(grads)  # one kernel; torch's clip_grad_norm_ uses it too
         self._norm_parts.append(parts)
+        if self.clip["name"] == "none":
+            return
+        params = [p for p in self._params if p.grad is not None]
         if self.clip["name"] == "norm":
             norm = torch.linalg.vector_norm(torch.stack(parts))
             torch.nn.utils.clip_grads_with_norm_(params, self.clip["max_norm"], norm)
@@ -168,7 +172,7 @@ class ClassifierModule(pl.LightningModule):
     def _eval_step(self, batch: Batch, split: str) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
-        self.stats[split].update(F.cross_entropy(logits, y), logits, y)
+        self.stats[split].add([F.cross_entropy(logits, y)], [logits], [y])
         return logits
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

@@ -69,7 +69,7 @@ class AveragedEvaluation(WeightAveraging):
     def _evaluate_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         logits = self._average_model.module(x)
-        self.stats.update(F.cross_entropy(logits, y), logits, y)
+        self.stats.add([F.cross_entropy(logits, y)], [logits], [y])
 
     def _log(self, trainer: pl.Trainer, split: str) -> None:
         log_epoch(trainer, self.stats.compute(f"{split}_{self.tag}"))
