@@ -27,19 +27,21 @@ class NaNAtCall(nn.Module):
         return out * float("nan") if self.calls - 1 == self.bad_call else out
 
 
-@pytest.mark.parametrize("steps_per_call", [None, 8])
-def test_forced_nan_stops_training_at_its_step(steps_per_call):
-    """Checked at the end of each training batch, the guard still names the exact step inside it."""
+@pytest.mark.parametrize(("steps_per_call", "grad_norm", "reason"), [
+    (None, True, "non-finite gradient"), (8, True, "non-finite gradient"), (8, False, "non-finite loss")])
+def test_forced_nan_stops_training_at_its_step(steps_per_call, grad_norm, reason):
+    """Checked at the end of each training batch, the guard still names the exact step inside it; it sees the
+    gradients when the module computes their norm."""
     guard = DivergenceGuard()
     module = ClassifierModule(NaNAtCall(bad_call=3), {"name": "sgd", "lr": 0.1, "weight_decay": 0.0},
-                              {"name": "none"})
+                              {"name": "none"}, track_grad_norm=grad_norm)
     data = IndexBatches(torch.randn(64, 3), torch.randint(0, 2, (64,)), 8, shuffle=True,
                         steps_per_call=steps_per_call)
     trainer = pl.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[guard])
     trainer.fit(module, train_dataloaders=data)
     assert guard.diverged_at_step == 3
-    assert guard.reason == "non-finite gradient"
+    assert guard.reason == reason
     # stopped after the batch holding that step, not at the end of the 5 epochs (40 steps)
     assert trainer.global_step == (4 if steps_per_call is None else 8)
 

@@ -34,12 +34,43 @@ def test_the_issue_example_on_fashion_mnist(run_training, tmp_path):
 
 
 def test_history_has_one_row_per_epoch_with_every_column(run_training, tmp_path):
-    run_training(["trainer.max_epochs=3", "data.subset=600"])
+    run_training(["trainer.max_epochs=3", "data.subset=600", "callbacks.grad_norm=true"])
     rows = history(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     for column in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm"):
         assert all(float(r[column]) >= 0 for r in rows), column
     assert int(rows[-1]["step"]) == 3 * 5  # 600 samples / batch 128 -> 5 steps an epoch
+
+
+def test_grad_norm_is_the_mean_over_the_epochs_steps_before_clipping():
+    import pytorch_lightning as pl
+    from torch import nn
+
+    from tricklab.data.batches import IndexBatches
+    from tricklab.module import ClassifierModule
+
+    class RecordNorms(pl.Callback):  # its pre-hook runs before the module's, which clips
+        def on_train_start(self, trainer, pl_module):
+            self.norms = []
+            trainer.optimizers[0].register_step_pre_hook(lambda opt, *_: self.norms.append(
+                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in pl_module.parameters()])).item()))
+
+    torch.manual_seed(0)
+    record = RecordNorms()
+    module = ClassifierModule(nn.Linear(4, 3), {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, {"name": "none"},
+                              clip={"name": "norm", "max_norm": 1e-3})
+    data = IndexBatches(torch.randn(40, 4), torch.randint(0, 3, (40,)), 8, shuffle=True, steps_per_call=2)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[record])
+    trainer.fit(module, train_dataloaders=data)
+    assert len(record.norms) == 5 and min(record.norms) > 1e-3
+    assert float(trainer.callback_metrics["grad_norm"]) == pytest.approx(sum(record.norms) / 5, rel=1e-5)
+
+
+def test_grad_norm_is_off_by_default(run_training, tmp_path):
+    """It costs a pass over the gradients a step; clip=norm computes it anyway, callbacks.grad_norm=true asks."""
+    run_training(["trainer.max_epochs=1", "data.subset=300"], name="default")
+    assert history(tmp_path, "default")[0]["grad_norm"] == ""
 
 
 def test_best_and_last_checkpoints_are_kept(run_training, tmp_path):

@@ -183,6 +183,7 @@ RULES: dict[str, Rule] = {
     "callbacks.checkpoint.monitor": one_of(METRICS),
     "callbacks.checkpoint.mode": one_of(MODES),
     "callbacks.divergence.enabled": Rule(bool, "true or false"),
+    "callbacks.grad_norm": Rule(bool, "true or false"),
     "callbacks.divergence.max_loss_factor": Rule(float, "a number > 1, or null", lambda v: v > 1, nullable=True),
     "diagnostics.enabled": Rule(bool, "true or false"),
     "diagnostics.every_n_steps": positive(int),

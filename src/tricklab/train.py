@@ -69,7 +69,8 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
                                   cfg.trainer.limit_train_batches)
     model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"],
                         datamodule.input_shape, datamodule.num_classes)
-    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"])
+    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"],
+                              cfg.callbacks.grad_norm)
     name = cfg.name or _run_name(ctx)
     record: dict[str, Any] = {
         "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,

@@ -1,7 +1,9 @@
 """Stop training when it diverges, and remember the step.
 
 Divergence = the training loss or any gradient is NaN/Inf, or the loss exceeds ``max_loss_factor`` × the loss
-of the first step (L_t > k·L_0: the run has left the region it started in and will not come back).
+of the first step (L_t > k·L_0: the run has left the region it started in and will not come back). Gradients are
+checked when the module computes their norm every step (``callbacks.grad_norm=true`` or ``clip=norm``); else a
+NaN/Inf gradient shows one step later, as the NaN/Inf loss of the weights it produced.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ class DivergenceGuard(Callback):
         losses = pl_module.step_losses
         if not losses:
             return
-        # Under a gradient scaler inf gradients are normal (the scaler skips those steps and they have no norm).
-        check_grads = not _scales_gradients(trainer)
-        grad_norms = pl_module.step_grad_norms.float() if check_grads else torch.zeros(0)
+        # Gradients are checked when the module computed their norms (callbacks.grad_norm, clip=norm), but not
+        # under a gradient scaler: its inf gradients are normal (it skips those steps, which have no norm).
+        grad_norms = pl_module.step_grad_norms.float()
+        check_grads = len(grad_norms) == len(losses) and not _scales_gradients(trainer)
+        grad_norms = grad_norms if check_grads else grad_norms[:0]
         values = torch.cat([torch.stack(losses).float(), grad_norms.to(losses[0].device)]).tolist()  # one sync
         first_step = trainer.global_step - len(losses)
         for i, loss in enumerate(values[: len(losses)]):
