@@ -3,11 +3,14 @@
 1. plain: a hand-written PyTorch loop over in-memory tensors (the ceiling);
 2. lightning: Lightning's floor, the loss alone in training_step over the same index batches, nothing else;
 3. tricklab: the real ClassifierModule, TensorDataModule, callbacks and Trainer that `python train.py` builds
-   (metrics accumulated on the device, gradient norm, divergence guard, best + last checkpoints every epoch);
+   (32 optimizer steps per Lightning call, metrics accumulated on the device, divergence guard, best epoch
+   tracked every epoch and best + last checkpoints written at the end, progress bar);
 4. template: Lightning + DataLoader + per-step `self.log` (lightning-hydra-template's way).
 
 Same model init, same batch order (one randperm per epoch from the same seed), no validation anywhere, same
-torch thread count. Prints samples/s and the ratios to the plain loop. Target: tricklab >= 0.9x plain.
+torch thread count. Each repeat runs the four ways in a rotated order; prints the best samples/s of each, its
+ratio to the plain loop's best, and the median over repeats of the ratio within a repeat (robust to a machine
+whose speed drifts). Target: tricklab >= 0.9x plain.
 
     python benchmarks/throughput.py [--epochs 30] [--threads 2] [--repeats 3]
 """
@@ -156,19 +159,26 @@ def main() -> None:
             model.load_state_dict(initial)
             return model
 
-        timings = {"plain": [], "lightning": [], "tricklab": [], "template": []}
-        for repeat in range(args.repeats):
-            timings["plain"].append(plain_loop(fresh(), x, y, args.epochs, batch_size, SEED))
-            timings["lightning"].append(bare_lightning_fit(fresh(), x, y, args.epochs, batch_size, SEED))
-            timings["tricklab"].append(tricklab_fit(tmp / str(repeat), args.epochs, args.threads, initial))
-            timings["template"].append(template_fit(fresh(), x, y, args.epochs, batch_size, SEED))
+        ways = {
+            "plain": lambda r: plain_loop(fresh(), x, y, args.epochs, batch_size, SEED),
+            "lightning": lambda r: bare_lightning_fit(fresh(), x, y, args.epochs, batch_size, SEED),
+            "tricklab": lambda r: tricklab_fit(tmp / str(r), args.epochs, args.threads, initial),
+            "template": lambda r: template_fit(fresh(), x, y, args.epochs, batch_size, SEED),
+        }
+        timings: dict[str, list[float]] = {way: [] for way in ways}
+        names = list(ways)
+        for repeat in range(args.repeats):  # each repeat runs all four, in a rotated order
+            for way in names[repeat % 4:] + names[: repeat % 4]:
+                timings[way].append(ways[way](repeat))
     samples = args.epochs * len(y)
     print(f"default MLP on MNIST-1D: {len(y)} train samples x {args.epochs} epochs, batch {batch_size}, "
-          f"{args.threads} torch threads, best of {args.repeats}")
+          f"{args.threads} torch threads, {args.repeats} repeats")
+    print(f"  {'way':9s} {'samples/s':>10s}   best/best   median of a repeat's ratios")
     base = samples / min(timings["plain"])
     for way, times in timings.items():
         rate = samples / min(times)
-        print(f"  {way:9s} {rate:10.0f} samples/s   {rate / base:5.2f}x plain")
+        ratios = sorted(p / t for p, t in zip(timings["plain"], times, strict=True))
+        print(f"  {way:9s} {rate:10.0f}   {rate / base:5.2f}x       {ratios[len(ratios) // 2]:5.2f}x")
 
 
 if __name__ == "__main__":
