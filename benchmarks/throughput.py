@@ -12,7 +12,7 @@ torch thread count. Each repeat runs the four ways in a rotated order; prints th
 ratio to the plain loop's best, and the median over repeats of the ratio within a repeat (robust to a machine
 whose speed drifts). Target: tricklab >= 0.9x plain.
 
-    python benchmarks/throughput.py [--epochs 30] [--threads 2] [--repeats 3]
+    python benchmarks/throughput.py [--epochs 30] [--threads 2] [--repeats 3] [--accelerator cpu|gpu]
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from tricklab.train import PreparedRun, RunContext, prepare  # noqa: E402
 OVERRIDES = ["logger=none", "data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]
 
 
-def prepared_run(tmp: Path, epochs: int, threads: int) -> PreparedRun:
+def prepared_run(tmp: Path, epochs: int, threads: int, accelerator: str = "cpu") -> PreparedRun:
     """What ``python train.py`` builds for the default run, up to (not including) ``trainer.fit``."""
-    overrides = [*OVERRIDES, f"trainer.max_epochs={epochs}", f"threads={threads}"]
+    overrides = [*OVERRIDES, f"trainer.max_epochs={epochs}", f"threads={threads}", f"trainer.accelerator={accelerator}"]
     cfg = compose_config(overrides, tmp / "out", tmp / "data")
     return prepare(cfg, RunContext(tmp / "run"))
 
@@ -50,28 +50,38 @@ def permutations(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
     return [torch.randperm(n, generator=generator) for _ in range(epochs)]
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timing covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def plain_loop(model, x, y, epochs, batch_size, seed) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    synchronize(x.device)
     start = time.perf_counter()
     for order in permutations(len(x), epochs, seed):
+        order = order.to(x.device)
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    synchronize(x.device)
     return time.perf_counter() - start
 
 
-def tricklab_fit(tmp: Path, epochs: int, threads: int, initial: dict) -> float:
-    prepared = prepared_run(tmp, epochs, threads)
+def tricklab_fit(tmp: Path, epochs: int, threads: int, initial: dict, accelerator: str) -> float:
+    prepared = prepared_run(tmp, epochs, threads, accelerator)
     prepared.module.model.load_state_dict(initial)
     start = time.perf_counter()
     prepared.trainer.fit(prepared.module, datamodule=prepared.datamodule)
+    synchronize(prepared.module.device)
     return time.perf_counter() - start
 
 
-def bare_lightning_fit(model, x, y, epochs, batch_size, seed) -> float:
+def bare_lightning_fit(model, x, y, epochs, batch_size, seed, accelerator) -> float:
     """Lightning's own floor: the loss alone in training_step, index batches, no callback, logger or checkpoint."""
     import pytorch_lightning as pl
 
@@ -89,13 +99,15 @@ def bare_lightning_fit(model, x, y, epochs, batch_size, seed) -> float:
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
     trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+                         enable_model_summary=False, accelerator=accelerator, num_sanity_val_steps=0)
     start = time.perf_counter()
     trainer.fit(BareModule(), IndexBatches(x, y, batch_size, shuffle=True, seed=seed))
+    synchronize(x.device)
     return time.perf_counter() - start
 
 
-def template_fit(model, x, y, epochs, batch_size, seed) -> float:
+def template_fit(model, x, y, epochs, batch_size, seed, accelerator) -> float:
+    """The dataset stays on the CPU, as a DataLoader's does; Lightning moves each batch to the device."""
     import pytorch_lightning as pl
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -129,11 +141,12 @@ def template_fit(model, x, y, epochs, batch_size, seed) -> float:
         def __len__(self):
             return -(-len(x) // batch_size)
 
-    loader = DataLoader(TensorDataset(x, y), batch_sampler=SameOrder())
+    loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_sampler=SameOrder())
     trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0)
+                         enable_model_summary=False, accelerator=accelerator, num_sanity_val_steps=0)
     start = time.perf_counter()
     trainer.fit(TemplateModule(), loader)
+    synchronize(x.device)
     return time.perf_counter() - start
 
 
@@ -142,6 +155,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--repeats", type=int, default=3, help="best of N for each way")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu", help="where all four ways train")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import logging
@@ -151,19 +165,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         reference = prepared_run(tmp / "reference", args.epochs, args.threads)
-        model, batch_size = reference.module.model, reference.datamodule.batch_size
-        x, y = reference.datamodule.tensors["train"]
+        device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+        model, batch_size = reference.module.model.to(device), reference.datamodule.batch_size
+        x, y = (t.to(device) for t in reference.datamodule.tensors["train"])
         initial = {k: v.clone() for k, v in model.state_dict().items()}
 
-        def fresh():
+        def fresh():  # Lightning moves a module back to the CPU when fit ends
             model.load_state_dict(initial)
-            return model
+            return model.to(device)
 
         ways = {
             "plain": lambda r: plain_loop(fresh(), x, y, args.epochs, batch_size, SEED),
-            "lightning": lambda r: bare_lightning_fit(fresh(), x, y, args.epochs, batch_size, SEED),
-            "tricklab": lambda r: tricklab_fit(tmp / str(r), args.epochs, args.threads, initial),
-            "template": lambda r: template_fit(fresh(), x, y, args.epochs, batch_size, SEED),
+            "lightning": lambda r: bare_lightning_fit(fresh(), x, y, args.epochs, batch_size, SEED, args.accelerator),
+            "tricklab": lambda r: tricklab_fit(tmp / str(r), args.epochs, args.threads, initial, args.accelerator),
+            "template": lambda r: template_fit(fresh(), x, y, args.epochs, batch_size, SEED, args.accelerator),
         }
         timings: dict[str, list[float]] = {way: [] for way in ways}
         names = list(ways)
@@ -172,7 +187,7 @@ def main() -> None:
                 timings[way].append(ways[way](repeat))
     samples = args.epochs * len(y)
     print(f"default MLP on MNIST-1D: {len(y)} train samples x {args.epochs} epochs, batch {batch_size}, "
-          f"{args.threads} torch threads, {args.repeats} repeats")
+          f"{args.threads} torch threads, {args.repeats} repeats, on {device}")
     print(f"  {'way':9s} {'samples/s':>10s}   best/best   median of a repeat's ratios")
     base = samples / min(timings["plain"])
     for way, times in timings.items():
