@@ -73,6 +73,10 @@ def test_experiment_dropout_cnn(make_config, tmp_path):
         ("callbacks.early_stopping.monitor=val/accuracy", "callbacks.early_stopping.monitor", "val/acc"),
         ("trainer.max_epochs=0", "trainer.max_epochs", "positive integer"),
         ("init=normal init.std=-0.1", "init.std", "> 0"),
+        ("trainer.steps_per_call=0", "trainer.steps_per_call", "positive integer"),
+        ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches", "(0, 1] or a count"),
+        ("callbacks.checkpoint.every_seconds=-1", "callbacks.checkpoint.every_seconds", "≥ 0"),
+        ("callbacks.grad_norm=maybe", "callbacks.grad_norm", "true or false"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(make_config, override, key, allowed):
