@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import math
 import re
 
@@ -157,3 +158,22 @@ def test_bad_values_of_the_new_options_are_refused(make_config, group, override)
     key = override.split("=")[0]
     with pytest.raises(ConfigError, match=f"{re.escape(key)}=.* must be"):
         validate(make_config([group, override]))
+
+
+def test_a_resumed_run_writes_each_diagnosed_step_once(run_training, tmp_path):
+    """The resumed run repeats no step, and layers.csv keeps one row per step and layer."""
+    common = ["diagnostics=on", "diagnostics.every_n_steps=2", "data.subset=300",
+              "callbacks.checkpoint.every_seconds=0"]
+    first = run_training([*common, "trainer.max_epochs=2"])  # 3 steps an epoch
+    metrics_file = tmp_path / "run" / "metrics.json"
+    metrics_file.write_text(json.dumps({**first, "status": "interrupted"}))  # as if killed after epoch 2
+    layers = tmp_path / "run" / "layers.csv"
+    with layers.open("a", newline="") as f:  # what the killed attempt wrote past its last checkpoint
+        csv.writer(f).writerow(["6", "3", "0", "x", "Linear", "relu"] + [""] * 7)
+    second = run_training([*common, "trainer.max_epochs=4"])
+    assert second["resumed_from"] and second["steps"] == 12
+    rows = list(csv.DictReader(layers.open()))
+    steps = [(int(r["step"]), int(r["layer"])) for r in rows]
+    assert len(steps) == len(set(steps))
+    assert sorted({step for step, _ in steps}) == [0, 2, 4, 6, 8, 10]
+    assert all(r["name"] != "x" for r in rows)

@@ -109,14 +109,25 @@ class LayerDiagnostics(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.probes = find_probes(pl_module)
-        if trainer.is_global_zero and not self.path.exists():
-            with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(COLUMNS)
+        if trainer.is_global_zero:
+            self._start_file(trainer.global_step)
         # Torch's optimizer step hooks fire on every step, however many steps a training batch holds.
         optimizer = trainer.optimizers[0]
         self.step_hooks = [optimizer.register_step_pre_hook(partial(self._before_step, trainer)),
                            optimizer.register_step_post_hook(partial(self._after_step, trainer))]
         self._arm(trainer, trainer.global_step)
+
+    def _start_file(self, first_step: int) -> None:
+        """The header, and the rows of the steps before ``first_step`` that an earlier attempt of this run wrote (a
+        resumed run repeats the steps after its checkpoint: their rows are written again)."""
+        kept = []
+        if first_step > 0 and self.path.is_file():
+            with self.path.open(newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) < first_step]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
 
     def _arm(self, trainer: pl.Trainer, step: int) -> None:
         """Watch the activations of the forward pass of step ``step``, if it is a diagnosed one."""
