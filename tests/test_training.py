@@ -247,10 +247,13 @@ def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path):
     assert out.stdout.count("test accuracy") == 1  # one closing table, from rank 0
 
 
-def test_plateau_schedule_with_validation_every_other_epoch(run_training):
-    metrics = run_training(["scheduler=plateau", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=3",
+def test_plateau_schedule_with_validation_every_other_epoch(run_training, tmp_path):
+    """Plateau on val/loss steps only after epochs that validated (2 and 4), not on a stale value."""
+    metrics = run_training(["scheduler=plateau", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=4",
                             "data.subset=300"])
-    assert metrics["status"] == "completed" and metrics["epochs"] == 3
+    assert metrics["status"] == "completed" and metrics["epochs"] == 4
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["lr_schedulers"][0]["last_epoch"] == 2
 
 
 @pytest.mark.parametrize("tricks", [["scheduler=onecycle", "clip=norm", "averaging=ema"],
