@@ -234,17 +234,28 @@ def test_gpu_trainer_without_a_gpu_is_a_config_error(run_training, tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()  # nothing recorded as running
 
 
-def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path):
-    from helpers import run_cli
+def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path, data_dir):
+    import numpy as np
+    from helpers import compose_config, run_cli
+    from omegaconf import OmegaConf
+
+    from tricklab.data.datamodule import TensorDataModule
 
     out = run_cli(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2",
-                   "logger=none", "callbacks.progress_bar=none", "threads=1", f"paths.output_dir={tmp_path}"])
+                   "logger=none", "callbacks.progress_bar=none", "threads=1", f"paths.output_dir={tmp_path}",
+                   f"paths.data_dir={data_dir}"])
     assert out.returncode == 0, out.stderr[-2000:]
     [run_dir] = list((tmp_path / "runs").iterdir())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["sizes"]["train"] == 3600
     assert metrics["steps"] == 2 * 15  # each of 2 ranks takes 1800 samples: 15 batches of 128 an epoch
     assert out.stdout.count("test accuracy") == 1  # one closing table, from rank 0
+    # Both processes' test predictions, back in the test set's order
+    saved = np.load(run_dir / "test_predictions.npz")
+    data_cfg = OmegaConf.to_container(compose_config([], tmp_path, data_dir).data, resolve=True)
+    data = TensorDataModule(data_cfg, data_dir, seed=0)
+    np.testing.assert_array_equal(saved["labels"], data.tensors["test"][1].numpy())
+    assert saved["probs"].shape == (1000, 10)
 
 
 def test_plateau_schedule_with_validation_every_other_epoch(run_training, tmp_path):

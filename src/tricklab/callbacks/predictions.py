@@ -31,6 +31,17 @@ class TestPredictions(Callback):
         self.labels.append(batch[1].detach().cpu())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.is_global_zero and self.probs:
-            np.savez_compressed(self.path, probs=torch.cat(self.probs).numpy().astype(np.float32),
-                                labels=torch.cat(self.labels).numpy())
+        if not self.probs:
+            return
+        probs, labels = torch.cat(self.probs), torch.cat(self.labels)
+        if trainer.world_size > 1:
+            probs, labels = (_in_test_set_order(pl_module.all_gather(t.to(pl_module.device))).cpu()
+                             for t in (probs, labels))
+        if trainer.is_global_zero:
+            np.savez_compressed(self.path, probs=probs.numpy().astype(np.float32), labels=labels.numpy())
+
+
+def _in_test_set_order(gathered: torch.Tensor) -> torch.Tensor:
+    """Every process's rows (world, n, ...) back in the test set's order: under data parallelism process r saw
+    samples r, r+W, r+2W, ... (``IndexBatches``, unshuffled)."""
+    return gathered.transpose(0, 1).reshape(-1, *gathered.shape[2:])
