@@ -258,6 +258,25 @@ def test_ddp_on_two_cpu_processes_shards_the_data_and_records_once(tmp_path, dat
     assert saved["probs"].shape == (1000, 10)
 
 
+@pytest.mark.slow
+def test_ddp_processes_agree_whether_to_resume(tmp_path, data_dir):
+    """A failed run starts over in every process: the other rank must not resume from the last checkpoint when
+    rank 0 has already marked the new attempt "running" (it did, and both processes hung)."""
+    from helpers import run_cli
+
+    args = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=none",
+            "callbacks.progress_bar=none", "threads=1", f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={tmp_path / 'run'}", "callbacks.checkpoint.every_seconds=0"]
+    assert run_cli([*args, "trainer.max_epochs=1"], timeout=300).returncode == 0
+    metrics_file = tmp_path / "run" / "metrics.json"
+    metrics_file.write_text(json.dumps({**json.loads(metrics_file.read_text()), "status": "failed"}))
+    out = run_cli([*args, "trainer.max_epochs=2"], timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["status"] == "completed" and metrics["resumed_from"] is None
+    assert metrics["steps"] == 2 * 15 and metrics["epochs"] == 2
+
+
 def test_plateau_schedule_with_validation_every_other_epoch(run_training, tmp_path):
     """Plateau on val/loss steps only after epochs that validated (2 and 4), not on a stale value."""
     metrics = run_training(["scheduler=plateau", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=4",

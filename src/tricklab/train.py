@@ -20,6 +20,9 @@ from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import job_status
 from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
 
+# Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
+RESUME_DECISION = "TRICKLAB_RESUMED_FROM"
+
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
                 "regularization", "trainer", "experiment")
@@ -76,7 +79,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
         "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
-        "sizes": datamodule.sizes(), "resumed_from": interrupted_checkpoint(ctx.run_dir),
+        "sizes": datamodule.sizes(), "resumed_from": resume_decision(ctx.run_dir),
     }
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
@@ -119,6 +122,20 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if isinstance(prepared.logger, WandbLogger):
             finish_wandb(_flat_summary(record))
     return record
+
+
+def resume_decision(run_dir: Path) -> str | None:
+    """``interrupted_checkpoint`` as rank 0 answered it, in every process of the run.
+
+    Lightning's DDP starts the other ranks' processes by running this script again, with the environment of rank
+    0, which has marked the run "running" by then: deciding again there would resume a run that rank 0 starts
+    afresh (and hang both). A multi-node launch (srun) starts every rank at once, and each decides alone.
+    """
+    if os.environ.get("LOCAL_RANK", "0") != "0" and RESUME_DECISION in os.environ:
+        return os.environ[RESUME_DECISION] or None
+    decision = interrupted_checkpoint(run_dir)
+    os.environ[RESUME_DECISION] = decision or ""
+    return decision
 
 
 def interrupted_checkpoint(run_dir: Path) -> str | None:
