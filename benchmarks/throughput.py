@@ -81,6 +81,18 @@ def tricklab_fit(tmp: Path, epochs: int, threads: int, initial: dict, accelerato
     return time.perf_counter() - start
 
 
+def timed_fit(module, loader, epochs: int, accelerator: str, device: torch.device) -> float:
+    """Seconds of a Lightning fit with no callback, logger, checkpoint, summary or validation."""
+    import pytorch_lightning as pl
+
+    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator=accelerator, num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(module, loader)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def bare_lightning_fit(model, x, y, epochs, batch_size, seed, accelerator) -> float:
     """Lightning's own floor: the loss alone in training_step, index batches, no callback, logger or checkpoint."""
     import pytorch_lightning as pl
@@ -98,12 +110,8 @@ def bare_lightning_fit(model, x, y, epochs, batch_size, seed, accelerator) -> fl
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
-    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator=accelerator, num_sanity_val_steps=0)
-    start = time.perf_counter()
-    trainer.fit(BareModule(), IndexBatches(x, y, batch_size, shuffle=True, seed=seed))
-    synchronize(x.device)
-    return time.perf_counter() - start
+    return timed_fit(BareModule(), IndexBatches(x, y, batch_size, shuffle=True, seed=seed), epochs, accelerator,
+                     x.device)
 
 
 def template_fit(model, x, y, epochs, batch_size, seed, accelerator) -> float:
@@ -142,12 +150,7 @@ def template_fit(model, x, y, epochs, batch_size, seed, accelerator) -> float:
             return -(-len(x) // batch_size)
 
     loader = DataLoader(TensorDataset(x.cpu(), y.cpu()), batch_sampler=SameOrder())
-    trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator=accelerator, num_sanity_val_steps=0)
-    start = time.perf_counter()
-    trainer.fit(TemplateModule(), loader)
-    synchronize(x.device)
-    return time.perf_counter() - start
+    return timed_fit(TemplateModule(), loader, epochs, accelerator, x.device)
 
 
 def main() -> None:
