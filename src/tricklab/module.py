@@ -193,7 +193,7 @@ class ClassifierModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Log the epoch's training metrics, then step a per-epoch schedule (validation has run by now)."""
         metrics = self.stats["train"].compute("train")
-        metrics["lr"] = float(self.epoch_lr)  # a number: Lightning makes it a tensor on the module's device
+        metrics["lr"] = float(self.epoch_lr)
         if self.epoch_grad_norms:
             metrics["grad_norm"] = torch.cat(self.epoch_grad_norms).mean()
         log_epoch(self.trainer, metrics)
