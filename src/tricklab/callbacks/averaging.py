@@ -7,6 +7,7 @@ batches, and logged as ``val_<tag>/*`` and ``test_<tag>/*``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
+from tricklab.choices import pick
 from tricklab.data.batches import minibatches
 from tricklab.metrics import EpochStats, log_epoch, steps_per_epoch
 from tricklab.stages import StepCallback
@@ -146,10 +148,13 @@ class SWAEvaluation(AveragedEvaluation):
         return last == 0 and epoch - 1 >= self.start_epoch
 
 
+AVERAGING: dict[str, Callable[[dict[str, Any]], AveragedEvaluation | None]] = {
+    "none": lambda cfg: None,
+    "ema": lambda cfg: EMAEvaluation(cfg["decay"], cfg.get("start_step", 0)),
+    "swa": lambda cfg: SWAEvaluation(cfg["start_fraction"]),
+}
+
+
 def build_averaging(cfg: dict[str, Any]) -> AveragedEvaluation | None:
     """The averaging callback for ``averaging=<name>`` (none: no callback)."""
-    if cfg["name"] == "ema":
-        return EMAEvaluation(cfg["decay"], cfg.get("start_step", 0))
-    if cfg["name"] == "swa":
-        return SWAEvaluation(cfg["start_fraction"])
-    return None
+    return pick(AVERAGING, "averaging", cfg["name"])(cfg)
