@@ -18,7 +18,7 @@ from torch import nn
 
 from tricklab.data.batches import Batch, StepBatches, minibatches
 from tricklab.internals import count_optimizer_step
-from tricklab.metrics import EpochStats, log_epoch, steps_per_epoch
+from tricklab.metrics import EpochStats, EvalMetrics, log_epoch, steps_per_epoch
 from tricklab.stages import CallSteps, StageHooks
 from tricklab.tricks.clip import build_clip, grad_norm, needs_norm
 from tricklab.tricks.optim import build_optimizer
@@ -50,7 +50,7 @@ class ClassifierModule(pl.LightningModule):
         self.clip = build_clip(clip)
         self.norms_needed = track_grad_norm or needs_norm(clip)
         self.schedule: Schedule | None = None
-        self.stats = {"train": EpochStats(), "val": EpochStats(), "test": EpochStats()}
+        self.stats = {"train": EpochStats(), "val": EvalMetrics(), "test": EvalMetrics()}
         self.epoch_grad_norms: list[torch.Tensor] = []  # each training call's (S,) ‖g‖₂
         self.grads_needed = self.norms_needed or self.clip is not None
         # Set when training starts:
@@ -143,7 +143,7 @@ class ClassifierModule(pl.LightningModule):
     def _eval_step(self, batch: Batch, split: str) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
-        self.stats[split].add([F.cross_entropy(logits, y)], [logits], [y])
+        self.stats[split].add(logits, y)
         return logits
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -169,7 +169,7 @@ class ClassifierModule(pl.LightningModule):
             self.schedule.after_epoch(self.trainer.callback_metrics, self.validated_epoch == self.current_epoch)
 
     def on_validation_epoch_start(self) -> None:
-        self.stats["val"] = EpochStats()
+        self.stats["val"] = EvalMetrics()
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
@@ -177,7 +177,7 @@ class ClassifierModule(pl.LightningModule):
             self.validated_epoch = self.current_epoch
 
     def on_test_epoch_start(self) -> None:
-        self.stats["test"] = EpochStats()
+        self.stats["test"] = EvalMetrics()
 
     def on_test_epoch_end(self) -> None:
         log_epoch(self.trainer, self.stats["test"].compute("test"))

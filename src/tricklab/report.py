@@ -17,7 +17,7 @@ import numpy as np
 from tricklab.summary import RANK_BY, ConfigSummary, Report, Stat
 from tricklab.sweep import Sweep, load_sweep
 
-METRICS = ("test/acc", "test/loss", "val/acc", "val/loss")
+METRICS = ("test/acc", "test/loss", "test/ece", "val/acc", "val/loss")
 REPORT_FILE = "report.md"
 
 
@@ -77,7 +77,7 @@ def table(report: Report) -> tuple[list[str], list[list[str]]]:
                      *(_cell(row, key) for key in report.metrics), f"{row.epochs:.1f}", f"{row.wall_time_s:.1f}"])
         if row.ensemble:
             ens = row.ensemble
-            cells = {"test/acc": f"{ens['test/acc']:.4f}", "test/loss": f"{ens['test/loss']:.4f}"}
+            cells = {key: f"{value:.4f}" for key, value in ens.items() if key.startswith("test/")}
             rows.append([f"↳ ensemble of its {ens['members']} seeds", str(ens["members"]), "ensemble",
                          *(cells.get(key, "") for key in report.metrics), "", ""])
     return header, rows
