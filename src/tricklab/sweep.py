@@ -1,7 +1,8 @@
 """A sweep on disk: its runs (every folder below it holding a metrics.json), grouped into configs.
 
 A config = the runs whose overrides are equal once ``seed=`` is left out; the swept factors are the override keys
-that take more than one value across the sweep. Reads plain files only (JSON, CSV, NPZ); torch is imported only for an ensemble's calibration error.
+that take more than one value across the sweep. Reads plain files only (JSON, CSV, NPZ); torch is imported only
+for an ensemble's calibration error.
 """
 
 from __future__ import annotations
