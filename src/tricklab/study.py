@@ -1,0 +1,201 @@
+"""A study: named arms (override sets) run over seeds, and claims that compare arms with a baseline arm.
+
+The ``study:`` block of ``conf/experiment/<name>.yaml``::
+
+    study:
+      question: Does batch norm make training faster?
+      arms:                                  # name -> the overrides that make it (crossed with the seeds)
+        plain: [norm=none]
+        batch_norm: [norm=batch]
+      claims:
+        - question: Batch norm reaches a higher validation accuracy after 2 epochs.
+          source: Ioffe & Szegedy 2015, "Batch Normalization"
+          metric: val/acc@2                  # see METRIC_FORMS
+          direction: higher                  # higher or lower is better
+          baseline: plain
+          arms: [batch_norm]
+          expect: better                     # the lesson says the arms beat the baseline (or: worse)
+
+A run belongs to the arm whose overrides it carries (all of them; ``arm`` in its metrics.json when the sweeper
+wrote one). Reads plain files only, like ``sweep.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tricklab.errors import ConfigError
+from tricklab.findings import ArmSummary, Comparison, holm, verdict
+from tricklab.sweep import Run, Sweep
+
+# The metric a claim reads, and how it is written.
+METRIC_FORMS = {
+    r"test/\w+": "a test metric of metrics.json (test/acc, test/loss, test/ece, test_ema/acc, ...)",
+    r"best/[\w/]+": "the best value over epochs of a history column (best/val/acc, best/val/loss)",
+    r"final/[\w/]+": "the last epoch's value of a history column (final/train/loss)",
+    r"[\w/]+@\d+": "a history column at a 1-based epoch (val/acc@2)",
+    r"epochs_to/[\w/]+(>=|<=)[0-9.eE+-]+": "the first epoch whose value reaches a threshold (epochs_to/val/acc>=0.8;"
+                                           " a run that never does counts as epochs + 1)",
+    r"auc/[\w/]+": "the mean of a history column over the epochs (area under its curve per epoch: auc/train/loss)",
+    r"max/[\w/]+": "the largest value of a history column (max/grad_norm)",
+    r"layer_ratio/\w+": "last layer's over first layer's value of a layers.csv column at the first diagnosed step"
+                        " (layer_ratio/act_std)",
+}
+DIRECTIONS = ("higher", "lower")
+EXPECTATIONS = ("better", "worse")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the lesson: ``arms`` are ``expect`` (better or worse) than ``baseline`` on ``metric``."""
+
+    question: str
+    source: str
+    metric: str
+    direction: str
+    baseline: str
+    arms: tuple[str, ...]
+    expect: str = "better"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "higher"
+
+
+@dataclass(frozen=True)
+class Study:
+    """The arms and claims of a study, checked against each other."""
+
+    name: str
+    question: str
+    arms: dict[str, tuple[str, ...]]
+    claims: tuple[Claim, ...]
+
+    @classmethod
+    def from_config(cls, name: str, block: Mapping[str, Any]) -> Study:
+        """The study of a ``study:`` block; a ConfigError listing every problem when it does not hold together."""
+        arms = {arm: tuple(overrides) for arm, overrides in (block.get("arms") or {}).items()}
+        problems = [] if arms else [f"study {name}: study.arms is empty; name at least two arms."]
+        claims = []
+        for i, raw in enumerate(block.get("claims") or []):
+            claim = Claim(question=raw.get("question", ""), source=raw.get("source", ""), metric=raw.get("metric", ""),
+                          direction=raw.get("direction", ""), baseline=raw.get("baseline", ""),
+                          arms=tuple(raw.get("arms") or ()), expect=raw.get("expect", "better"))
+            problems += _claim_problems(name, i, claim, arms)
+            claims.append(claim)
+        if not claims:
+            problems.append(f"study {name}: study.claims is empty; a study states at least one claim.")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return cls(name, str(block.get("question", "")), arms, tuple(claims))
+
+    def arm_of(self, run: Run) -> str | None:
+        """The arm ``run`` belongs to: the one its metrics.json names, else the one whose overrides it carries."""
+        if run.metrics.get("arm") in self.arms:
+            return run.metrics["arm"]
+        carried = {o.lstrip("+") for o in run.metrics.get("overrides", [])}
+        matching = [arm for arm, overrides in self.arms.items() if {o.lstrip("+") for o in overrides} <= carried]
+        return max(matching, key=lambda arm: len(self.arms[arm]), default=None)
+
+
+def _claim_problems(study: str, i: int, claim: Claim, arms: Mapping[str, Any]) -> list[str]:
+    where = f"study {study}: study.claims[{i}]"
+    problems = []
+    for arm in (claim.baseline, *claim.arms):
+        if arm not in arms:
+            problems.append(f"{where} names arm {arm!r}, which study.arms does not define; arms: {', '.join(arms)}.")
+    if not claim.arms:
+        problems.append(f"{where}.arms is empty; list the arms compared with the baseline {claim.baseline!r}.")
+    if not any(re.fullmatch(form, claim.metric) for form in METRIC_FORMS):
+        forms = "; ".join(f"{form} ({what})" for form, what in METRIC_FORMS.items())
+        problems.append(f"{where}.metric={claim.metric!r} is not a metric tricklab reads; the forms are: {forms}.")
+    if claim.direction not in DIRECTIONS:
+        problems.append(f"{where}.direction={claim.direction!r} is not allowed; it must be higher or lower.")
+    if claim.expect not in EXPECTATIONS:
+        problems.append(f"{where}.expect={claim.expect!r} is not allowed; it must be better or worse.")
+    return problems
+
+
+def metric_value(run: Run, spec: str) -> float:
+    """The value of metric ``spec`` (one of METRIC_FORMS) for ``run``; NaN when the run did not record it."""
+    history = run.history
+    if spec.startswith("test"):
+        return _number((run.metrics.get("test") or {}).get(spec))
+    kind, _, rest = spec.partition("/")
+    if kind == "layer_ratio":
+        return _layer_ratio(run, rest)
+    if kind == "epochs_to":
+        column, op, threshold = re.fullmatch(r"([\w/]+)(>=|<=)(.+)", rest).groups()
+        reached = [row["epoch"] for row in history if _reaches(row.get(column, math.nan), op, float(threshold))]
+        return float(min(reached)) if reached else float(len(history) + 1)
+    if "@" in spec:
+        column, epoch = spec.rsplit("@", 1)
+        return next((_number(row.get(column)) for row in history if row["epoch"] == int(epoch)), math.nan)
+    values = [_number(row.get(rest)) for row in history]
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return math.nan
+    pick = {"best": max if rest.endswith("acc") else min, "final": lambda v: v[-1], "max": max,
+            "auc": lambda v: sum(v) / len(v)}[kind]
+    return float(pick(values))
+
+
+def _reaches(value: float, op: str, threshold: float) -> bool:
+    return value >= threshold if op == ">=" else value <= threshold
+
+
+def _layer_ratio(run: Run, column: str) -> float:
+    rows = run.layers
+    if not rows:
+        return math.nan
+    first_step = min(row["step"] for row in rows)
+    at_step = sorted((row for row in rows if row["step"] == first_step), key=lambda row: row["layer"])
+    return _number(at_step[-1].get(column)) / _number(at_step[0].get(column))
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass
+class ClaimFinding:
+    """A claim, its arms' summaries, and each arm's comparison with the baseline and verdict."""
+
+    claim: Claim
+    summaries: dict[str, ArmSummary]
+    comparisons: list[Comparison] = field(default_factory=list)
+    verdicts: list[str] = field(default_factory=list)
+
+
+def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
+    """Every claim judged on the sweep's runs; p-values Holm-corrected across all comparisons of the study."""
+    by_arm: dict[str, list[Run]] = {arm: [] for arm in study.arms}
+    for run in sweep.runs:
+        arm = study.arm_of(run)
+        if arm is not None:
+            by_arm[arm].append(run)
+    findings = []
+    for claim in study.claims:
+        summaries = {arm: _summary(arm, by_arm[arm], claim.metric) for arm in (claim.baseline, *claim.arms)}
+        comparisons = [Comparison.of(summaries[arm], summaries[claim.baseline]) for arm in claim.arms]
+        findings.append(ClaimFinding(claim, summaries, comparisons))
+    adjusted = iter(holm([c.p_value for f in findings for c in f.comparisons]))
+    for finding in findings:
+        finding.comparisons = [Comparison(**{**c.__dict__, "p_holm": next(adjusted)}) for c in finding.comparisons]
+        finding.verdicts = [verdict(c, finding.claim.expect, finding.claim.higher_is_better)
+                            for c in finding.comparisons]
+    return findings
+
+
+def _summary(arm: str, runs: list[Run], metric: str) -> ArmSummary:
+    """The arm's finite values over its completed runs; diverged runs counted apart, never averaged."""
+    values = [metric_value(run, metric) for run in runs if run.status == "completed"]
+    return ArmSummary(arm, tuple(v for v in values if math.isfinite(v)),
+                      diverged=sum(run.status == "diverged" for run in runs))

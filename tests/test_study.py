@@ -1,0 +1,97 @@
+"""Studies: the study block is checked before anything runs, every metric form reads what it says, and the
+claims are judged on made-up runs (supported, contradicted, all-diverged arms never averaged)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from tricklab.errors import ConfigError
+from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE
+from tricklab.study import Study, assess, metric_value
+from tricklab.sweep import Run, load_sweep
+
+BLOCK = {
+    "question": "Does batch norm help?",
+    "arms": {"plain": ["norm=none"], "batch": ["norm=batch"], "huge_lr": ["norm=batch", "optimizer.lr=10"]},
+    "claims": [
+        {"question": "BN is more accurate", "source": "Ioffe & Szegedy 2015", "metric": "test/acc",
+         "direction": "higher", "baseline": "plain", "arms": ["batch"]},
+        {"question": "BN trains faster", "source": "ibid.", "metric": "epochs_to/val/acc>=0.5", "direction": "lower",
+         "baseline": "plain", "arms": ["batch", "huge_lr"]},
+    ],
+}
+
+
+def write_run(folder, overrides, status="completed", test_acc=0.5, val_accs=(0.3, 0.6), layers=None):
+    folder.mkdir(parents=True)
+    (folder / METRICS_FILE).write_text(json.dumps(
+        {"status": status, "overrides": overrides, "test": {"test/acc": test_acc}}))
+    with (folder / HISTORY_FILE).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "val/acc", "train/loss"])
+        writer.writeheader()
+        writer.writerows({"epoch": i + 1, "val/acc": v, "train/loss": 1 - v} for i, v in enumerate(val_accs))
+    if layers:
+        with (folder / LAYERS_FILE).open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["step", "layer", "act_std"])
+            writer.writeheader()
+            writer.writerows(layers)
+    return Run(folder, json.loads((folder / METRICS_FILE).read_text()))
+
+
+def test_a_claim_naming_a_missing_arm_or_metric_is_refused_with_every_problem():
+    bad = {**BLOCK, "claims": [{**BLOCK["claims"][0], "arms": ["batchnorm"], "metric": "test acc",
+                                "direction": "up"}]}
+    with pytest.raises(ConfigError) as err:
+        Study.from_config("bn", bad)
+    message = str(err.value)
+    assert "names arm 'batchnorm', which study.arms does not define; arms: plain, batch, huge_lr" in message
+    assert "metric='test acc' is not a metric tricklab reads" in message and "val/acc@2" in message
+    assert "direction='up' is not allowed" in message
+    with pytest.raises(ConfigError, match="study.claims is empty"):
+        Study.from_config("bn", {**BLOCK, "claims": []})
+
+
+def test_each_metric_form_reads_what_it_says(tmp_path):
+    run = write_run(tmp_path / "r", ["norm=batch"], test_acc=0.7, val_accs=(0.2, 0.55, 0.5),
+                    layers=[{"step": 0, "layer": 0, "act_std": 2.0}, {"step": 0, "layer": 1, "act_std": 0.5},
+                            {"step": 5, "layer": 1, "act_std": 9.0}])
+    assert metric_value(run, "test/acc") == 0.7
+    assert metric_value(run, "val/acc@2") == 0.55
+    assert math.isnan(metric_value(run, "val/acc@9"))
+    assert metric_value(run, "best/val/acc") == 0.55 and metric_value(run, "final/val/acc") == 0.5
+    assert metric_value(run, "best/train/loss") == pytest.approx(0.45)  # a loss: its lowest
+    assert metric_value(run, "epochs_to/val/acc>=0.5") == 2
+    assert metric_value(run, "epochs_to/val/acc>=0.9") == 4  # never reached in 3 epochs: epochs + 1
+    assert metric_value(run, "epochs_to/train/loss<=0.5") == 2
+    assert metric_value(run, "auc/val/acc") == pytest.approx(1.25 / 3)
+    assert metric_value(run, "max/train/loss") == pytest.approx(0.8)
+    assert metric_value(run, "layer_ratio/act_std") == 0.25  # last over first layer, at the first step
+
+
+def test_claims_are_judged_and_an_all_diverged_arm_is_reported_not_averaged(tmp_path):
+    for seed in range(4):
+        write_run(tmp_path / f"p{seed}", ["norm=none", f"seed={seed}"], test_acc=0.80 + 0.004 * seed,
+                  val_accs=(0.3, 0.4, 0.6))
+        write_run(tmp_path / f"b{seed}", ["norm=batch", f"seed={seed}"], test_acc=0.90 + 0.004 * seed,
+                  val_accs=(0.6, 0.7, 0.8))
+        write_run(tmp_path / f"h{seed}", ["norm=batch", "optimizer.lr=10", f"seed={seed}"], status="diverged")
+    findings = assess(Study.from_config("bn", BLOCK), load_sweep(tmp_path))
+    accuracy, speed = findings
+    assert accuracy.summaries["batch"].n == 4 and accuracy.summaries["batch"].mean == pytest.approx(0.906)
+    assert accuracy.comparisons[0].difference == pytest.approx(0.1)
+    assert accuracy.verdicts == ["supported"]
+    huge = speed.summaries["huge_lr"]
+    assert huge.n == 0 and huge.diverged == 4 and math.isnan(huge.mean)  # its runs are not the batch arm's either
+    assert speed.summaries["batch"].values == (1.0,) * 4 and speed.summaries["plain"].values == (3.0,) * 4
+    # three comparisons in the study, Holm-corrected together
+    p = [accuracy.comparisons[0].p_value, *(c.p_value for c in speed.comparisons)]
+    assert accuracy.comparisons[0].p_holm >= accuracy.comparisons[0].p_value and len(p) == 3
+    assert speed.verdicts[0] == "supported"
+    # "huge_lr trains faster": it diverged 4/4 against 0/4 (Fisher p = 0.029, the largest of the three, so Holm
+    # leaves it): the claim is contradicted, judged on divergences because there is no mean to compare
+    assert speed.comparisons[1].by_divergence and speed.comparisons[1].p_holm == pytest.approx(0.0286, abs=1e-4)
+    assert speed.verdicts[1] == "contradicted"
