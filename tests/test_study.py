@@ -95,3 +95,25 @@ def test_claims_are_judged_and_an_all_diverged_arm_is_reported_not_averaged(tmp_
     # leaves it): the claim is contradicted, judged on divergences because there is no mean to compare
     assert speed.comparisons[1].by_divergence and speed.comparisons[1].p_holm == pytest.approx(0.0286, abs=1e-4)
     assert speed.verdicts[1] == "contradicted"
+
+
+def test_the_report_of_a_study_has_its_findings(tmp_path):
+    from omegaconf import OmegaConf
+
+    from tricklab.report import make_report
+
+    for seed in range(3):
+        for arm, acc, overrides in (("p", 0.80, ["norm=none"]), ("b", 0.90, ["norm=batch"]),
+                                    ("h", 0.0, ["norm=batch", "optimizer.lr=10"])):
+            folder = tmp_path / f"{arm}{seed}"
+            write_run(folder, [*overrides, f"seed={seed}"], test_acc=acc + 0.01 * seed,
+                      status="diverged" if arm == "h" else "completed")
+            (folder / ".hydra").mkdir()
+            OmegaConf.save(OmegaConf.create({"seed": seed, "study": BLOCK}), folder / ".hydra" / "config.yaml")
+    make_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert text.index("## Findings") < text.index("## Configs")
+    assert "### Claim 1: BN is more accurate" in text and "Source: Ioffe & Szegedy 2015" in text
+    assert "- **supported**: batch vs plain: Δ test/acc = +0.1" in text
+    assert "| huge_lr | 3/3 diverged |" in text
+    assert "diverged 3/3 vs 0/3 (Fisher p = 0.1)" in text

@@ -110,6 +110,10 @@ def markdown(report: Report) -> str:
                  _blank_if_none(run.metrics.get("diverged_at_step")),
                  str(run.metrics.get("diverged_reason") or run.metrics.get("error") or "")] for run in bad]
         parts += ["## Runs that did not complete", _markdown_table(["run", "status", "seed", "step", "why"], rows)]
+    if report.findings:
+        from tricklab.study_page import findings_markdown
+
+        parts.insert(2, findings_markdown(report.findings))
     if report.plots:
         parts += ["## Plots", *(f"![{path.stem}]({path.name})" for path in report.plots)]
     return "\n\n".join(parts) + "\n"
@@ -147,8 +151,13 @@ def log_to_wandb(report: Report, project: str, group: str | None) -> None:
 def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", group: str | None = None) -> Report:
     """Summarise the runs below ``root``, draw the plots, write report.md there, print the table."""
     from tricklab.plots import draw_all
+    from tricklab.study import assess
+    from tricklab.study_page import study_of
 
     report = summarise(load_sweep(root))
+    study = study_of(report.sweep)
+    if study is not None:
+        report.findings = assess(study, report.sweep)
     report.plots = draw_all(report, Path(root))
     (Path(root) / REPORT_FILE).write_text(markdown(report))
     print_table(report)

@@ -9,6 +9,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +63,4 @@ class Report:
     configs: list[ConfigSummary]
     effects: dict[str, list[tuple[str, Stat | None, Counter]]] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)  # a study's judged claims (study.ClaimFinding)
