@@ -14,9 +14,9 @@ from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE
 from tricklab.study import Study, assess, metric_value
 from tricklab.sweep import Run, load_sweep
 
+ARMS = {"plain": ["norm=none"], "batch": ["norm=batch"], "huge_lr": ["norm=batch", "optimizer.lr=10"]}
 BLOCK = {
     "question": "Does batch norm help?",
-    "arms": {"plain": ["norm=none"], "batch": ["norm=batch"], "huge_lr": ["norm=batch", "optimizer.lr=10"]},
     "claims": [
         {"question": "BN is more accurate", "source": "Ioffe & Szegedy 2015", "metric": "test/acc",
          "direction": "higher", "baseline": "plain", "arms": ["batch"]},
@@ -46,13 +46,15 @@ def test_a_claim_naming_a_missing_arm_or_metric_is_refused_with_every_problem():
     bad = {**BLOCK, "claims": [{**BLOCK["claims"][0], "arms": ["batchnorm"], "metric": "test acc",
                                 "direction": "up"}]}
     with pytest.raises(ConfigError) as err:
-        Study.from_config("bn", bad)
+        Study.from_config("bn", bad, ARMS)
     message = str(err.value)
-    assert "names arm 'batchnorm', which study.arms does not define; arms: plain, batch, huge_lr" in message
+    assert "names arm 'batchnorm', which hydra.sweeper.arms does not define; arms: plain, batch, huge_lr" in message
     assert "metric='test acc' is not a metric tricklab reads" in message and "val/acc@2" in message
     assert "direction='up' is not allowed" in message
+    with pytest.raises(ConfigError, match="hydra.sweeper.arms is empty"):
+        Study.from_config("bn", BLOCK, None)
     with pytest.raises(ConfigError, match="study.claims is empty"):
-        Study.from_config("bn", {**BLOCK, "claims": []})
+        Study.from_config("bn", {**BLOCK, "claims": []}, ARMS)
 
 
 def test_each_metric_form_reads_what_it_says(tmp_path):
@@ -79,7 +81,7 @@ def test_claims_are_judged_and_an_all_diverged_arm_is_reported_not_averaged(tmp_
         write_run(tmp_path / f"b{seed}", ["norm=batch", f"seed={seed}"], test_acc=0.90 + 0.004 * seed,
                   val_accs=(0.6, 0.7, 0.8))
         write_run(tmp_path / f"h{seed}", ["norm=batch", "optimizer.lr=10", f"seed={seed}"], status="diverged")
-    findings = assess(Study.from_config("bn", BLOCK), load_sweep(tmp_path))
+    findings = assess(Study.from_config("bn", BLOCK, ARMS), load_sweep(tmp_path))
     accuracy, speed = findings
     assert accuracy.summaries["batch"].n == 4 and accuracy.summaries["batch"].mean == pytest.approx(0.906)
     assert accuracy.comparisons[0].difference == pytest.approx(0.1)
@@ -110,6 +112,7 @@ def test_the_report_of_a_study_has_its_findings(tmp_path):
                       status="diverged" if arm == "h" else "completed")
             (folder / ".hydra").mkdir()
             OmegaConf.save(OmegaConf.create({"seed": seed, "study": BLOCK}), folder / ".hydra" / "config.yaml")
+            OmegaConf.save(OmegaConf.create({"hydra": {"sweeper": {"arms": ARMS}}}), folder / ".hydra" / "hydra.yaml")
     make_report(tmp_path)
     text = (tmp_path / "report.md").read_text()
     assert text.index("## Findings") < text.index("## Configs")

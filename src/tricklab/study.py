@@ -1,12 +1,15 @@
 """A study: named arms (override sets) run over seeds, and claims that compare arms with a baseline arm.
 
-The ``study:`` block of ``conf/experiment/<name>.yaml``::
+``conf/experiment/<name>.yaml`` defines the arms for the grid sweeper and the claims in a ``study:`` block::
 
+    hydra:
+      sweeper:
+        params: {seed: 0,1,2}
+        arms:                                # name -> the overrides that make it (crossed with the seeds)
+          plain: [norm=none]
+          batch_norm: [norm=batch]
     study:
       question: Does batch norm make training faster?
-      arms:                                  # name -> the overrides that make it (crossed with the seeds)
-        plain: [norm=none]
-        batch_norm: [norm=batch]
       claims:
         - question: Batch norm reaches a higher validation accuracy after 2 epochs.
           source: Ioffe & Szegedy 2015, "Batch Normalization"
@@ -76,10 +79,11 @@ class Study:
     claims: tuple[Claim, ...]
 
     @classmethod
-    def from_config(cls, name: str, block: Mapping[str, Any]) -> Study:
-        """The study of a ``study:`` block; a ConfigError listing every problem when it does not hold together."""
-        arms = {arm: tuple(overrides) for arm, overrides in (block.get("arms") or {}).items()}
-        problems = [] if arms else [f"study {name}: study.arms is empty; name at least two arms."]
+    def from_config(cls, name: str, block: Mapping[str, Any], arms: Mapping[str, Any] | None) -> Study:
+        """The study of a ``study:`` block over the sweeper's ``arms``; a ConfigError listing every problem when
+        they do not hold together."""
+        arms = {arm: tuple(overrides) for arm, overrides in (arms or {}).items()}
+        problems = [] if arms else [f"study {name}: hydra.sweeper.arms is empty; a study compares named arms."]
         claims = []
         for i, raw in enumerate(block.get("claims") or []):
             claim = Claim(question=raw.get("question", ""), source=raw.get("source", ""), metric=raw.get("metric", ""),
@@ -107,7 +111,8 @@ def _claim_problems(study: str, i: int, claim: Claim, arms: Mapping[str, Any]) -
     problems = []
     for arm in (claim.baseline, *claim.arms):
         if arm not in arms:
-            problems.append(f"{where} names arm {arm!r}, which study.arms does not define; arms: {', '.join(arms)}.")
+            problems.append(f"{where} names arm {arm!r}, which hydra.sweeper.arms does not define; arms: "
+                            f"{', '.join(arms) or 'none'}.")
     if not claim.arms:
         problems.append(f"{where}.arms is empty; list the arms compared with the baseline {claim.baseline!r}.")
     if not any(re.fullmatch(form, claim.metric) for form in METRIC_FORMS):

@@ -12,18 +12,21 @@ from tricklab.findings import ArmSummary, Comparison
 from tricklab.study import ClaimFinding, Study
 from tricklab.sweep import Sweep
 
-SAVED_CONFIG = Path(".hydra") / "config.yaml"  # the resolved config Hydra saves in every job folder
+# What Hydra saves in every job folder: the job's config, and Hydra's own (with the sweeper's arms).
+SAVED_CONFIG, SAVED_HYDRA = Path(".hydra") / "config.yaml", Path(".hydra") / "hydra.yaml"
 
 
 def study_of(sweep: Sweep) -> Study | None:
-    """The study the sweep's runs were launched with (the ``study:`` block of their saved config), or None."""
+    """The study the sweep's runs were launched with (the ``study:`` block of their saved config and the
+    sweeper's arms), or None."""
     for run in sweep.runs:
-        saved = run.path / SAVED_CONFIG
-        if saved.is_file():
+        saved, hydra = run.path / SAVED_CONFIG, run.path / SAVED_HYDRA
+        if saved.is_file() and hydra.is_file():
             block = OmegaConf.to_container(OmegaConf.load(saved)).get("study")
             if block:
+                arms = OmegaConf.select(OmegaConf.load(hydra), "hydra.sweeper.arms")
                 name = (run.metrics.get("choices") or {}).get("experiment", sweep.root.name)
-                return Study.from_config(name, block)
+                return Study.from_config(name, block, OmegaConf.to_container(arms) if arms else None)
     return None
 
 
