@@ -1,4 +1,5 @@
-"""The ``tricklab`` command: ``tricklab report <run or sweep dir> [--wandb]``.
+"""The ``tricklab`` command: ``tricklab report <run or sweep dir> [--wandb] [--page DIR]``, ``tricklab study list``,
+``tricklab study <name> [overrides...]``.
 
 Training itself stays ``python train.py`` (Hydra's own command line); this one holds the tools around it.
 """
@@ -25,6 +26,14 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
     report.add_argument("--project", default="tricklab", help="W&B project (default: tricklab)")
     report.add_argument("--group", default=None, help="W&B group (default: the sweep folder's name, as for its runs)")
+    study = commands.add_parser(
+        "study", help="list the studies, or run one (in parallel, resumable) and report its Findings",
+        description="tricklab study list: every study with its question and claims. tricklab study NAME "
+                    "[OVERRIDES...]: run the study's jobs on the local launcher into "
+                    "outputs/studies/NAME/<hash of the overrides>/ (the same command resumes), then report.",
+    )
+    study.add_argument("name", help="a study (conf/experiment/NAME.yaml with a study block), or list")
+    study.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides for every job of the study")
     return top
 
 
@@ -36,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             from tricklab.report import make_report
 
             make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group)
+        elif args.command == "study" and args.name == "list":
+            from tricklab.studies import list_studies
+
+            list_studies()
+        elif args.command == "study":
+            from tricklab.studies import run_study
+
+            run_study(args.name, args.overrides)
     except TricklabError as err:
         print_user_error(err)
         return USER_ERROR_EXIT
