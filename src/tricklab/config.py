@@ -124,6 +124,7 @@ RULES: dict[str, Rule] = {
     "seed": non_negative(int),
     "threads": positive(int, nullable=True),
     "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
+    "arm": Rule(str, "the name of an arm of hydra.sweeper.arms (the grid sweeper sets it), or null", nullable=True),
     "data.scale": one_of(SCALES),
     "data.batch_size": positive(int),
     "data.val_fraction": fraction(what="a fraction of the training set"),
@@ -216,16 +217,21 @@ VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callba
 
 def validate(cfg: DictConfig) -> None:
     """Check every value in ``cfg`` against RULES; raise one ConfigError listing all problems."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("\n".join(found))
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every value of ``cfg`` that breaks its rule or a cross-check, one paragraph each (empty: all fine)."""
     family = _lookup(cfg, "architecture.family")
     family = _lookup(cfg, "architecture.name") if family is _MISSING else family
-    problems = [
+    found = [
         f"{key}={_show(value)} is not allowed: {why}; {key} must be {rule.allowed}."
         for key, rule in {**RULES, **FAMILY_RULES.get(family, {})}.items()
         if (value := _lookup(cfg, key)) is not _MISSING and (why := rule.problem(value))
     ]
-    problems += _cross_checks(cfg)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    return found + _cross_checks(cfg)
 
 
 def _cross_checks(cfg: DictConfig) -> list[str]:

@@ -76,7 +76,8 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
                               cfg.callbacks.grad_norm)
     name = cfg.name or _run_name(ctx)
     record: dict[str, Any] = {
-        "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
+        "status": "running", "name": name, "seed": cfg.seed, "arm": cfg.get("arm"), "choices": ctx.choices,
+        "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
         "sizes": datamodule.sizes(), "resumed_from": resume_decision(ctx.run_dir),
