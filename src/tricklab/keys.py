@@ -66,13 +66,14 @@ def _unknown(cfg: DictConfig, key: str, line: str | None, added: bool) -> str:
     while parent and not isinstance(OmegaConf.select(cfg, parent, default=None), DictConfig):
         parent, _, leaf = parent.rpartition(".")  # foo.bar=1: report foo, the first part that does not exist
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    known = [str(k) for k in node if k != leaf]
+    known = [str(k) for k in node if k != leaf and k != "hydra"]  # hydra.* is Hydra's, and never a typo's target
+    missing = f"{parent}.{leaf}" if parent else leaf
     where = f"{parent}{_choice(cfg, parent)}" if parent else "the top level of the config"
     nearest = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
     hint = f" Did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
     plus = (" A leading + adds a key only under optimizer., trainer. (passed to the library, which must take it) "
             "and hydra.; tricklab refuses new keys elsewhere, so a typo cannot pass unnoticed." if added else "")
-    return (f"{line}: {key} is not a key of {where}; its keys are: {', '.join(known) or 'none'}."
+    return (f"{line}: {missing} is not a key of {where}; its keys are: {', '.join(known) or 'none'}."
             f"{hint}{plus}")
 
 

@@ -178,8 +178,31 @@ def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
         enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
         enable_progress_bar=cfg.callbacks.progress_bar != "none",
         enable_model_summary=cfg.callbacks.progress_bar != "none",
-        default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1, **_pass_through(t),
     )
+
+
+# cfg.trainer keys tricklab reads itself; any other key (added with +trainer.<name>=...) goes to pl.Trainer.
+TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "strategy", "precision", "deterministic",
+                "limit_train_batches", "steps_per_call", "limit_val_batches", "check_val_every_n_epoch")
+# pl.Trainer arguments _trainer sets from elsewhere: not open to +trainer.<name>.
+SET_BY_TRICKLAB = ("callbacks", "logger", "enable_checkpointing", "enable_progress_bar", "enable_model_summary",
+                   "default_root_dir", "num_sanity_val_steps", "log_every_n_steps")
+
+
+def _pass_through(t: DictConfig) -> dict[str, Any]:
+    """The ``+trainer.*`` keys, checked against pl.Trainer's signature (less what tricklab sets itself)."""
+    import inspect
+
+    import pytorch_lightning as pl
+
+    extra = {k: v for k, v in OmegaConf.to_container(t, resolve=True).items() if k not in TRAINER_KEYS}
+    takes = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", *TRAINER_KEYS, *SET_BY_TRICKLAB}
+    unknown = sorted(set(extra) - takes)
+    if unknown:
+        raise ConfigError(f"trainer.{unknown[0]} is not a setting of Lightning's Trainer that tricklab passes "
+                          f"through; +trainer.<name> takes one of: {', '.join(sorted(takes))}.")
+    return extra
 
 
 def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:
@@ -261,6 +284,16 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_summary(record)
     return objective(record)
+
+
+def cli() -> None:
+    """``python train.py``: the pre-flight checks of the command line (tricklab.preflight), then Hydra."""
+    import sys
+
+    from tricklab.preflight import preflight
+
+    preflight(sys.argv[1:])
+    main()
 
 
 def objective(record: dict[str, Any]) -> float | None:
