@@ -3,7 +3,8 @@
 Hydra creates the run or sweep folder, writes ``.hydra/`` into it and refuses unknown keys with advice to add
 a ``+`` (or takes a ``+typo`` silently) before tricklab's code sees the config. So ``python train.py`` first
 reads the command line as Hydra will and checks, all at once: every key an override names (tricklab.keys),
-that the output folders can be created and written, and that a single run does not overwrite a finished one.
+every value of a single run (tricklab.config), that the output folders can be created and written, and that a
+single run does not overwrite a finished one.
 Any problem: one paragraph each, exit 2, nothing created. What passes is left to Hydra unchanged.
 """
 
@@ -46,11 +47,25 @@ def preflight(argv: Sequence[str]) -> None:
         return  # a syntax error or an unknown choice: Hydra reports it itself, in one paragraph
     multirun = (bool(args.multirun) or str(base.hydra.mode) == "RunMode.MULTIRUN"
                 or _given(overrides, "hydra.mode") == "MULTIRUN")
-    found = key_problems(base, overrides) + path_problems(base, overrides, multirun)
+    found = key_problems(base, overrides)
+    if not multirun and not found:  # a sweep's values are the grid sweeper's to check, job by job
+        found += _value_problems(list(args.overrides))
+    found += path_problems(base, overrides, multirun)
     if not multirun:
         found += overwrite_problems(overrides)
     if found:
         exit_on_user_error("\n".join(found))
+
+
+def _value_problems(overrides: list[str]) -> list[str]:
+    """The value checks of the run's whole config (tricklab.config), now rather than after Hydra made the run
+    folder."""
+    from tricklab.config import problems
+
+    try:
+        return problems(_compose(overrides))
+    except (HydraException, OmegaConfBaseException):
+        return []  # a value of the wrong type for its key: Hydra says so itself
 
 
 def _compose(overrides: list[str]) -> DictConfig:

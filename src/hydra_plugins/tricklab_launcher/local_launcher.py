@@ -85,6 +85,16 @@ class WorkerPoolLauncher(Launcher):
         print(self.manifest.summary(), flush=True)
         return [returns[order.num] for order in orders]
 
+    def problems(self) -> list[str]:
+        """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""
+        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
+
+        try:
+            plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
+        except ConfigError as err:
+            return [str(err)]
+        return []
+
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
         from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
@@ -157,16 +167,11 @@ class WorkerPoolLauncher(Launcher):
 
 def _exit_if_folders_clash(orders) -> None:
     """Two jobs mapped to one folder would overwrite each other: refuse the sweep, one paragraph, exit 2."""
-    seen = {}
-    for order in orders:
-        if order.job_dir in seen:
-            exit_on_user_error(
-                f"the jobs {' '.join(seen[order.job_dir])} and {' '.join(order.overrides)} would share the folder "
-                f"{order.job_dir}: job folders are named from the overrides, leaving out paths.*, logger and "
-                f"callbacks.progress_bar (hydra.job.config.override_dirname.exclude_keys); sweep only over values "
-                f"that name a job, and give each value once."
-            )
-        seen[order.job_dir] = order.overrides
+    from tricklab.launch.naming import folder_clash
+
+    clash = folder_clash([(order.overrides, order.job_dir) for order in orders])
+    if clash:
+        exit_on_user_error(clash)
 
 
 def _job_return(order, status: JobStatus, value: Any) -> JobReturn:

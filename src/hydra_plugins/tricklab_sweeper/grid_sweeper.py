@@ -66,6 +66,7 @@ class GridSweeper(Sweeper):
         try:
             jobs = self.jobs(arguments)
             found = sweep_problems(self.hydra_context.config_loader, self.config, [j.overrides for j in jobs])
+            found += getattr(self.launcher, "problems", list)()  # a launcher that can check itself does
         except ConfigError as err:
             exit_on_user_error(err)
         if found:
