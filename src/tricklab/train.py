@@ -7,6 +7,7 @@ errors come back in well under a second.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
-from tricklab.launch.manifest import job_status
-from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.launch.manifest import DONE, job_status
+from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
 # Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
 RESUME_DECISION = "TRICKLAB_RESUMED_FROM"
@@ -99,6 +100,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # Under data parallelism every process runs this function; only rank 0 records the run.
     record_to_disk = trainer.is_global_zero
     if record_to_disk:
+        moved = set_aside_unreadable(ctx.run_dir)
+        if moved is not None:
+            print(f"tricklab: warning: {ctx.run_dir / METRICS_FILE} could not be read; kept as {moved.name}, and "
+                  f"the run starts over.", file=sys.stderr)
+            record["set_aside"] = moved.name
         write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
@@ -270,8 +276,8 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
-    if ctx.group is not None and job_status(ctx.run_dir) == "completed":  # a resumed sweep, any launcher
-        print(f"tricklab: {ctx.run_dir} already completed; skipped.")
+    if ctx.group is not None and (status := job_status(ctx.run_dir)) in DONE:  # a resumed sweep, any launcher
+        print(f"tricklab: {ctx.run_dir} already {status}; skipped.")
         return objective(read_metrics(ctx.run_dir))
     try:
         record = run(cfg, ctx)
@@ -287,13 +293,14 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """``python train.py``: the pre-flight checks of the command line (tricklab.preflight), then Hydra."""
-    import sys
-
+    """``python train.py``: the pre-flight checks of the command line (tricklab.preflight), then Hydra, stopping
+    on SIGTERM as on Ctrl-C (tricklab.signals)."""
     from tricklab.preflight import preflight
+    from tricklab.signals import exit_like_a_shell
 
     preflight(sys.argv[1:])
-    main()
+    with exit_like_a_shell():
+        main()
 
 
 def objective(record: dict[str, Any]) -> float | None:

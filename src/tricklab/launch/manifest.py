@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tricklab.launch.messages import OUTPUT_LOG
-from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
+# Jobs a resumed sweep does not run again: their result is recorded (a divergence is a result; rerunning it
+# would repeat it). Failed, interrupted and cut-short ("running") jobs run again.
+DONE = ("completed", "diverged")
 MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
 
 
@@ -31,7 +34,11 @@ def job_status(job_dir: Path) -> str | None:
 
 def mark_failed(job_dir: Path, error: str) -> None:
     """Record a job that died before it could record itself: status failed and the error, in its metrics.json."""
-    record = read_metrics(job_dir) or {"run_dir": str(job_dir)}
+    try:
+        record = read_metrics(job_dir) or {"run_dir": str(job_dir)}
+    except (OSError, ValueError):  # unreadable: kept aside, the failure recorded anew
+        set_aside_unreadable(job_dir)
+        record = {"run_dir": str(job_dir)}
     record.update(status="failed", error=error)
     write_json_atomic(job_dir / METRICS_FILE, record)
 
@@ -71,7 +78,7 @@ class SweepManifest:
         counts = {s: sum(j["status"] == s for j in jobs) for s in FINAL_STATUSES}
         skipped = sum(bool(j.get("skipped")) for j in jobs)
         lines = [f"Sweep {self.data['sweep_dir']}: {len(jobs)} jobs, {counts['completed']} completed"
-                 f"{f' ({skipped} skipped: completed earlier)' if skipped else ''}, {counts['diverged']} diverged, "
+                 f"{f' ({skipped} skipped: finished earlier)' if skipped else ''}, {counts['diverged']} diverged, "
                  f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted" if counts["interrupted"]
                                                  else "")]
         for job in jobs:
