@@ -109,23 +109,31 @@ def only_sweep(tmp_path: Path) -> Path:
     return found
 
 
-def stop_mid_sweep(tmp_path: Path, data_dir: Path, sig: int) -> tuple[subprocess.Popen, Path, dict, list[int]]:
-    """Start a 4-job sweep on 2 workers, send ``sig`` to the launcher alone once a job completed and another
-    runs; the launcher, the sweep folder, the hashes of the jobs completed then, and the worker pids."""
+def stop_mid_sweep(tmp_path: Path, data_dir: Path, sig: int) -> tuple[subprocess.Popen, Path, list[int]]:
+    """Start a 4-job sweep on 2 workers, send ``sig`` to the launcher alone once two jobs completed and another
+    runs; the launcher, the sweep folder and the worker pids."""
     proc = start(sweep_args(tmp_path, data_dir, "trainer.max_epochs=150", "callbacks.checkpoint.every_seconds=0"))
 
-    def one_done_one_running() -> bool:
+    def two_done_one_running() -> bool:  # the second pair of jobs is under way, with a checkpoint
         jobs = [d for d in tmp_path.glob("multirun/*/*") if d.is_dir()]
         statuses = [status(d) for d in jobs]
-        return "completed" in statuses and "running" in statuses
+        return statuses.count("completed") >= 2 and any(
+            status(d) == "running" and (d / "checkpoints" / "last.ckpt").is_file() for d in jobs)
 
-    wait_for(one_done_one_running)
+    wait_for(two_done_one_running)
     sweep = only_sweep(tmp_path)
     workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                                               text=True).stdout.split()]
-    done = {d.name: hashes(d) for d in sweep.iterdir() if d.is_dir() and status(d) == "completed"}
     proc.send_signal(sig)
-    return proc, sweep, done, workers
+    return proc, sweep, workers
+
+
+def completed_hashes(sweep: Path) -> dict[str, dict[str, str]]:
+    """The file hashes of each completed job (taken once the sweep has stopped: a job still prints its closing
+    table after it recorded itself)."""
+    done = {d.name: hashes(d) for d in sweep.iterdir() if d.is_dir() and status(d) == "completed"}
+    assert 2 <= len(done) < 4, done.keys()
+    return done
 
 
 def resume_and_check(tmp_path: Path, data_dir: Path, sweep: Path, done: dict) -> None:
@@ -143,23 +151,25 @@ def resume_and_check(tmp_path: Path, data_dir: Path, sweep: Path, done: dict) ->
 
 @pytest.mark.slow
 def test_sigterm_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir):
-    proc, sweep, done, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGTERM)
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-3000:]
-    assert "interrupted" in out and "Manifest:" in out  # the summary, with the job it stopped
+    assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
     statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
     assert "interrupted" in statuses
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)  # no orphan trains on
-    resume_and_check(tmp_path, data_dir, sweep, done)
+    resume_and_check(tmp_path, data_dir, sweep, completed_hashes(sweep))
 
 
 @pytest.mark.slow
 def test_sigkill_to_a_sweep_launcher_takes_its_workers_down_and_the_sweep_resumes(tmp_path, data_dir):
-    proc, sweep, done, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGKILL)
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert workers and proc.returncode == -signal.SIGKILL
-    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)  # PR_SET_PDEATHSIG, mid-job
-    resume_and_check(tmp_path, data_dir, sweep, done)
+    # PR_SET_PDEATHSIG: within seconds, mid-job (a worker that only noticed between jobs would train on ~10 s)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=8)
+    assert any(status(d) in ("running", "interrupted") for d in sweep.iterdir() if d.is_dir())  # one was cut
+    resume_and_check(tmp_path, data_dir, sweep, completed_hashes(sweep))
 
 
 # --- a corrupt metrics.json --------------------------------------------------------------------------------
