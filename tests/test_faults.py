@@ -197,3 +197,29 @@ def test_a_corrupt_metrics_json_is_kept_aside_rerun_on_resume_and_reported(tmp_p
     (kept,) = bad.glob("metrics.json.unreadable-*")
     assert kept.read_bytes() == corrupt  # moved aside, never deleted
     assert hashes(good) == good_before  # the readable job was skipped, not started (its .hydra/ untouched too)
+
+
+# --- a corrupt checkpoint ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_truncated_last_checkpoint_is_reported_the_record_kept_and_overwrite_starts_over(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = [*QUIET, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "data.subset=256",
+            "trainer.max_epochs=3", "callbacks.checkpoint.every_seconds=0"]
+    assert run_cli(args).returncode == 0
+    record = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "interrupted"}))  # as if killed
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut mid-write
+    before = {k: v for k, v in hashes(run_dir).items() if not k.startswith(".hydra")}
+
+    again = run_cli([*args, "trainer.max_epochs=5"])
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"{last} cannot be read" in again.stderr and "cut short after 3 epochs" in again.stderr
+    assert "overwrite=true" in again.stderr and "mv " in again.stderr  # how to start over
+    assert {k: v for k, v in hashes(run_dir).items() if not k.startswith(".hydra")} == before  # record kept
+
+    fresh = run_cli([*args, "trainer.max_epochs=5", "overwrite=true"])
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    redone = json.loads((run_dir / "metrics.json").read_text())
+    assert redone["status"] == "completed" and redone["epochs"] == 5 and redone["resumed_from"] is None

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
-from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
+from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import DONE, job_status
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
@@ -81,8 +81,10 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
         "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
-        "sizes": datamodule.sizes(), "resumed_from": resume_decision(ctx.run_dir),
+        "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
     }
+    if record["resumed_from"]:
+        check_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
@@ -150,6 +152,23 @@ def interrupted_checkpoint(run_dir: Path) -> str | None:
     to continue from; None for a new run or one that ended by itself (completed, diverged, failed)."""
     last = run_dir / "checkpoints" / "last.ckpt"
     return str(last) if last.is_file() and job_status(run_dir) in ("running", "interrupted") else None
+
+
+def check_checkpoint(path: Path, run_dir: Path) -> None:
+    """Refuse to resume from a checkpoint torch cannot read (truncated by a full disk or a kill mid-write),
+    before metrics.json is touched, so the record of the epochs done stays; say how to start over."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
+        done = (read_metrics(run_dir) or {}).get("epochs", "some")
+        raise DataError(
+            f"{path} cannot be read ({type(err).__name__}: {err}), so the run in {run_dir}, cut short after "
+            f"{done} epochs (its metrics.json keeps that record), cannot continue from it. To train it again from "
+            f"the start, move the checkpoint aside (mv {path} {path}.unreadable) and run the same command, or add "
+            f"overwrite=true."
+        ) from None
 
 
 def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
