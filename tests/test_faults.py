@@ -4,6 +4,7 @@ that what was cut short resumes."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -82,6 +83,10 @@ def test_sigterm_stops_a_single_run_with_143_and_the_same_command_resumes_it(tmp
     assert done["status"] == "completed" and done["resumed_from"].endswith("last.ckpt") and done["epochs"] == 400
     epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(1, 401))  # no epoch lost or trained twice
+    assert done["wall_time_total_s"] > done["wall_time_s"]  # the attempt's, and with the earlier epochs'
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    totals = [float(r["total_time_s"]) for r in rows]
+    assert totals == sorted(totals) and totals[-1] > float(rows[-1]["time_s"])  # time_s restarts, total does not
 
 
 def test_a_finished_single_run_is_not_overwritten_unless_asked(tmp_path, data_dir):

@@ -233,7 +233,8 @@ def _pass_through(t: DictConfig) -> dict[str, Any]:
 def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:
     record["epochs"] = len(history.rows)
     record["steps"] = trainer.global_step
-    record["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record["wall_time_s"] = round(time.perf_counter() - started, 3)  # this attempt's
+    record["wall_time_total_s"] = round(history.carried_s + record["wall_time_s"], 3)  # with earlier epochs
     record["final"] = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if "/" in k or k in
                        ("lr", "grad_norm")}
     best = {}
