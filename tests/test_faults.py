@@ -228,3 +228,22 @@ def test_a_truncated_last_checkpoint_is_reported_the_record_kept_and_overwrite_s
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     redone = json.loads((run_dir / "metrics.json").read_text())
     assert redone["status"] == "completed" and redone["epochs"] == 5 and redone["resumed_from"] is None
+
+
+# --- the manifest ------------------------------------------------------------------------------------------
+
+def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_launch(tmp_path, data_dir):
+    base = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY]
+    assert run_cli([*base, "seed=0,1"]).returncode == 0
+    sweep = only_sweep(tmp_path)
+    first = hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1")
+    resumed = run_cli([*base, "seed=1,2", f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads((sweep / MANIFEST_FILE).read_text())
+    jobs = {next(o for o in job["overrides"] if o.startswith("seed=")): job for job in manifest["jobs"].values()}
+    assert set(jobs) == {"seed=0", "seed=1", "seed=2"}  # seed=0 is not in the second command, and not lost
+    assert (jobs["seed=0"]["launch"], jobs["seed=1"]["launch"], jobs["seed=2"]["launch"]) == (0, 0, 1)
+    assert jobs["seed=1"].get("skipped") and not jobs["seed=2"].get("skipped")
+    assert len(manifest["launches"]) == 2 and manifest["counts"]["completed"] == 3
+    assert hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1") == first

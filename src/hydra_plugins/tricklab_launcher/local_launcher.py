@@ -147,7 +147,7 @@ class WorkerPoolLauncher(Launcher):
         from tricklab.launch.manifest import job_status
 
         for order in orders:
-            if self.manifest.data["jobs"][str(order.num)]["status"] == "running":
+            if self.manifest.status_of(order.num) == "running":
                 status = job_status(order.job_dir)
                 self.manifest.update(order.num, status=status if status not in (None, "running") else "interrupted")
 

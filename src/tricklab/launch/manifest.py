@@ -1,8 +1,8 @@
 """What a sweep knows about its jobs: each job's status (from its metrics.json) and ``sweep.json``.
 
 ``sweep.json`` in the sweep folder holds the command(s) that launched the sweep, its overrides and one entry
-per job (overrides, folder, status, device, worker pid, times, error, return value). It is rewritten atomically
-each time a job starts or ends, so it is always a complete, readable file.
+per job folder (overrides, status, device, worker pid, times, error, return value, the launch that ran it).
+It is rewritten atomically each time a job starts or ends, so it is always a complete, readable file.
 """
 
 from __future__ import annotations
@@ -44,25 +44,42 @@ def mark_failed(job_dir: Path, error: str) -> None:
 
 
 class SweepManifest:
-    """``sweep.json``: the sweep's launches and jobs; a resumed sweep keeps the earlier launches' entries."""
+    """``sweep.json``: the sweep's launches and its jobs, keyed by job folder. A resumed sweep keeps every job
+    its folder has ever run (a resume with another command drops none), each with the launch that ran it
+    (``launch``: an index into ``launches``) and the earlier attempts of that job (``attempts``)."""
 
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.data: dict[str, Any] = {
-            "sweep_dir": str(sweep_dir),
-            "overrides": overrides,
-            "launches": [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now()}],
-            "jobs": {},
-        }
+        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now(),
+                                               "overrides": overrides}]
+        self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
+                                     "jobs": {job["dir"]: job for job in old.get("jobs", {}).values()}}
+        self.launch = len(launches) - 1
+        self.folders: dict[int, str] = {}  # this launch's job numbers -> their folders
 
     def add(self, num: int, overrides: list[str], job_dir: Path, status: str = "pending", **fields: Any) -> None:
-        """List job ``num`` (its overrides and folder) with ``status``; written on the next ``write``."""
-        self.data["jobs"][str(num)] = {"overrides": overrides, "dir": job_dir.name, "status": status, **fields}
+        """List job ``num`` (its overrides and folder) with ``status`` as run by this launch; an earlier run of
+        the folder becomes an attempt (a skipped job keeps the launch that ran it). Written on ``write``."""
+        self.folders[num] = job_dir.name
+        earlier = self.data["jobs"].get(job_dir.name)
+        entry = {"num": num, "overrides": overrides, "dir": job_dir.name, "status": status, "launch": self.launch,
+                 **fields}
+        if earlier and fields.get("skipped"):
+            entry["launch"] = earlier.get("launch", entry["launch"])
+            entry["attempts"] = earlier.get("attempts", [])
+        elif earlier:
+            entry["attempts"] = [*earlier.get("attempts", []),
+                                 {k: v for k, v in earlier.items() if k not in ("attempts", "skipped")}]
+        self.data["jobs"][job_dir.name] = entry
+
+    def status_of(self, num: int) -> str:
+        """The status this manifest holds for job ``num`` of this launch."""
+        return self.data["jobs"][self.folders[num]]["status"]
 
     def update(self, num: int, **fields: Any) -> None:
         """Change fields of job ``num`` and write the manifest."""
-        self.data["jobs"][str(num)].update(fields)
+        self.data["jobs"][self.folders[num]].update(fields)
         self.write()
 
     def write(self) -> None:
