@@ -1,4 +1,4 @@
 """Train one tricklab run (or a sweep with -m). See README.md."""
-from tricklab.train import main
+from tricklab.train import cli
 
-main()
+cli()

@@ -1,15 +1,25 @@
-"""The private library API tricklab uses, all of it in tricklab.internals: these fail loudly when a library
-changes it (Lightning is pinned <2.7 in pyproject.toml; a new release must pass them first)."""
+"""The private library API tricklab uses, all of it in tricklab.internals, and the library lists it copies: each
+test fails loudly when the library changes what tricklab relies on (Lightning is pinned <2.7 in pyproject.toml;
+a new release must pass them first)."""
 
 from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.accelerators import AcceleratorRegistry
+from pytorch_lightning.strategies import StrategyRegistry
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tricklab.internals import checkpoint_contents, count_optimizer_step, hydra_callbacks
+from tricklab.internals import (
+    checkpoint_contents,
+    count_optimizer_step,
+    hydra_args_parser,
+    hydra_callbacks,
+    lightning_precisions,
+)
+from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
 
 class ManualSteps(pl.LightningModule):
@@ -67,3 +77,19 @@ def test_hydra_callbacks_runs_job_hooks_without_configured_callbacks():
     callbacks = hydra_callbacks()
     for hook in ("on_job_start", "on_job_end", "on_multirun_start", "on_multirun_end"):
         assert callable(getattr(callbacks, hook))
+
+
+def test_the_copied_precisions_are_lightnings():
+    assert set(PRECISIONS) == set(lightning_precisions())
+    assert "bogus" not in lightning_precisions() and "16-mixed" in lightning_precisions()
+
+
+def test_the_copied_accelerators_and_strategies_are_lightnings():
+    assert set(ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
+    assert set(STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+
+
+def test_hydras_argument_parser_reads_a_command_line_as_hydra_does():
+    args = hydra_args_parser().parse_args(["-m", "seed=0,1", "+foo=1", "--cfg", "job"])
+    assert args.multirun and args.overrides == ["seed=0,1", "+foo=1"] and args.cfg == "job"
+    assert not hydra_args_parser().parse_args(["seed=1"]).multirun

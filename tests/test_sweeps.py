@@ -191,18 +191,19 @@ def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_p
 
 
 def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, data_dir):
-    # precision=bogus raises inside the run, lr=1e12 makes the loss non-finite; two fake GPUs: two workers.
+    # Lightning refuses gradient_clip_val inside the run (tricklab optimizes manually; a bad value such as
+    # precision=bogus is refused before the sweep starts), lr=1e12 makes the loss non-finite; two fake GPUs.
     result = run_cli(sweep_args(tmp_path, data_dir, "hydra.launcher.gpus=[0,1]", "logger=none",
-                                "trainer.precision=32-true,bogus", "optimizer.lr=0.01,1e12"))
+                                "+trainer.gradient_clip_val=null,0.5", "optimizer.lr=0.01,1e12"))
     assert result.returncode == 1
     assert "1 completed, 1 diverged, 2 failed" in result.stdout
     sweep = only_sweep_dir(tmp_path)
     status = {d.name: metrics_of(d)["status"] for d in sweep.iterdir() if d.is_dir()}
-    job = "data.subset=300,optimizer.lr={},trainer.max_epochs=2,trainer.precision={}".format
-    assert status == {job("0.01", "32-true"): "completed", job("1000000000000.0", "32-true"): "diverged",
-                      job("0.01", "bogus"): "failed", job("1000000000000.0", "bogus"): "failed"}
+    job = "+trainer.gradient_clip_val={1},data.subset=300,optimizer.lr={0},trainer.max_epochs=2".format
+    assert status == {job("0.01", "null"): "completed", job("1000000000000.0", "null"): "diverged",
+                      job("0.01", "0.5"): "failed", job("1000000000000.0", "0.5"): "failed"}
     for name in (n for n, s in status.items() if s == "failed"):
-        assert "Precision 'bogus' is invalid" in metrics_of(sweep / name)["error"]
+        assert "gradient clipping is not supported" in metrics_of(sweep / name)["error"]
         assert "Traceback" in (sweep / name / "output.log").read_text()
         assert str(sweep / name / "output.log") in result.stdout  # the summary says where the log is
     manifest = read_manifest(sweep)

@@ -18,13 +18,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from tricklab.choices import ACTIVATIONS
 from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.naming import job_dirname, sweep_dir
+from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
-PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume")
+PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite")
 SCALES = ("raw", "unit", "symmetric", "standardize")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
@@ -72,6 +73,8 @@ class Rule:
 
 
 def _is_kind(value: Any, kind: type) -> bool:
+    if kind is object:  # a value of several types (trainer.devices): the rule's own test decides
+        return True
     if isinstance(value, bool):
         return kind is bool
     if kind is float:
@@ -115,6 +118,18 @@ def _positive_int_list(v: Any) -> bool:
     return len(v) > 0 and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in v)
 
 
+def _devices(v: Any) -> bool:
+    """Lightning's ``devices``: auto, a count > 0, -1, a list of ids ≥ 0, or "0,1" ("-1" and "3" too)."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v > 0 or v == -1
+    if isinstance(v, str):
+        return v == "auto" or all(part.strip().lstrip("-").isdigit() for part in v.split(",") if part.strip())
+    return isinstance(v, (list, tuple, ListConfig)) and len(v) > 0 and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
+
+
 def _betas(v: Any) -> bool:
     return len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v)
 
@@ -124,6 +139,8 @@ RULES: dict[str, Rule] = {
     "seed": non_negative(int),
     "threads": positive(int, nullable=True),
     "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
+    "overwrite": Rule(bool, "true or false"),
+    "arm": Rule(str, "the name of an arm of hydra.sweeper.arms (the grid sweeper sets it), or null", nullable=True),
     "data.scale": one_of(SCALES),
     "data.batch_size": positive(int),
     "data.val_fraction": fraction(what="a fraction of the training set"),
@@ -203,6 +220,15 @@ RULES: dict[str, Rule] = {
     "trainer.limit_train_batches": Rule(float, "a fraction in (0, 1] or a count ≥ 1 of minibatches, or null",
                                         lambda v: v >= 1 if isinstance(v, int) else 0 < v <= 1, nullable=True),
     "callbacks.checkpoint.every_seconds": non_negative(),
+    "trainer.limit_val_batches": Rule(float, "a fraction in [0, 1] or a count ≥ 0 of minibatches, or null",
+                                      lambda v: v >= 0 if isinstance(v, int) else 0 <= v <= 1, nullable=True),
+    "trainer.precision": Rule(object, "one of Lightning's precisions: " + ", ".join(map(str, PRECISIONS[:8])),
+                              lambda v: v in PRECISIONS and not isinstance(v, float)),
+    "trainer.accelerator": one_of(ACCELERATORS),
+    "trainer.strategy": one_of(STRATEGIES),
+    "trainer.devices": Rule(object, "auto, a positive count, -1 (every device), a list of device ids like [0, 1] "
+                                    "or a string like '0,1'", lambda v: _devices(v)),
+    "trainer.deterministic": Rule(object, "true, false or warn", lambda v: v in (True, False, "warn")),
 }
 
 # Rules for keys whose meaning depends on the architecture family (architecture.family, else .name).
@@ -219,16 +245,21 @@ VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callba
 
 def validate(cfg: DictConfig) -> None:
     """Check every value in ``cfg`` against RULES; raise one ConfigError listing all problems."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError("\n".join(found))
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every value of ``cfg`` that breaks its rule or a cross-check, one paragraph each (empty: all fine)."""
     family = _lookup(cfg, "architecture.family")
     family = _lookup(cfg, "architecture.name") if family is _MISSING else family
-    problems = [
+    found = [
         f"{key}={_show(value)} is not allowed: {why}; {key} must be {rule.allowed}."
         for key, rule in {**RULES, **FAMILY_RULES.get(family, {})}.items()
         if (value := _lookup(cfg, key)) is not _MISSING and (why := rule.problem(value))
     ]
-    problems += _cross_checks(cfg)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    return found + _cross_checks(cfg)
 
 
 def _cross_checks(cfg: DictConfig) -> list[str]:

@@ -1,5 +1,6 @@
-"""Every use of a library's private API, in one place, each with a test in tests/test_internals.py that fails
-loudly when the library changes it. Use these functions, never the private names themselves.
+"""Every use of a library's private API, one small function each, so that a library upgrade breaks here (and in
+tests/test_internals.py, which fails loudly when a library changes one) rather than in the middle of tricklab.
+Use these functions, never the private names themselves.
 
 Lightning (pinned <2.7 in pyproject.toml):
 - ``count_optimizer_step``: what ``LightningOptimizer.step`` does around the update to count
@@ -7,16 +8,22 @@ Lightning (pinned <2.7 in pyproject.toml):
   plain fp32 path calls torch's ``optimizer.step()`` itself).
 - ``checkpoint_contents``: the dict ``trainer.save_checkpoint`` would write, kept in memory (RunCheckpoints holds
   a best epoch until its next write); Lightning offers only the write to a file.
+- ``lightning_precisions``: the ``precision=`` values Lightning accepts, to check them before Lightning loads.
 
 Hydra:
 - ``hydra_callbacks``: Hydra's (empty) callback runner, to build the ``HydraContext`` that ``run_job`` needs when
   a test drives a launcher without Hydra's own entry point.
+- ``hydra_args_parser``: the argument parser behind ``@hydra.main``, to read a command line as Hydra will.
 """
 
 from __future__ import annotations
 
+import argparse
+import typing
 from collections.abc import Callable
 from typing import Any
+
+# --- Lightning -------------------------------------------------------------------------------------------
 
 
 def count_optimizer_step(optimizer: Any, update: Callable[[], Any]) -> Any:
@@ -33,8 +40,27 @@ def checkpoint_contents(trainer: Any) -> dict[str, Any]:
     return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
 
 
+def lightning_precisions() -> tuple:
+    """Every ``precision=`` value Lightning accepts (lightning_fabric.connector's private Literal types)."""
+    from lightning_fabric import connector
+
+    return tuple(value for alias in ("_PRECISION_INPUT_STR", "_PRECISION_INPUT_STR_ALIAS", "_PRECISION_INPUT_INT")
+                 for value in typing.get_args(getattr(connector, alias)))
+
+
+# --- Hydra -----------------------------------------------------------------------------------------------
+
+
 def hydra_callbacks() -> Any:
     """Hydra's callback runner with no callbacks configured."""
     from hydra._internal.callbacks import Callbacks
 
     return Callbacks()
+
+
+def hydra_args_parser() -> argparse.ArgumentParser:
+    """The argument parser behind ``@hydra.main`` (hydra._internal.utils), to read a command line as Hydra will
+    before Hydra runs."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()

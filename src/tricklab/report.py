@@ -105,10 +105,12 @@ def markdown(report: Report) -> str:
         parts += [f"## Effect of {factor} (averaged over the other factors and seeds)",
                   _markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]
     bad = [run for run in sweep.runs if run.status != "completed"]
-    if bad:
+    if bad or sweep.unreadable:
         rows = [[str(run.path.relative_to(sweep.root)), run.status, str(run.metrics.get("seed", "")),
                  _blank_if_none(run.metrics.get("diverged_at_step")),
                  str(run.metrics.get("diverged_reason") or run.metrics.get("error") or "")] for run in bad]
+        rows += [[str(path.relative_to(sweep.root)), "unreadable", "", "", f"metrics.json: {why}"]
+                 for path, why in sweep.unreadable.items()]
         parts += ["## Runs that did not complete", _markdown_table(["run", "status", "seed", "step", "why"], rows)]
     if report.findings:
         from tricklab.study_page import findings_markdown

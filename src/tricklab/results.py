@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,19 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
     """A run's metrics.json, or None when it has none yet."""
     path = Path(run_dir) / METRICS_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def set_aside_unreadable(run_dir: Path) -> Path | None:
+    """Rename a metrics.json that is not valid JSON to ``metrics.json.unreadable-<time>`` (never deleted: it may
+    be the only record of a result), so the job can run again and record itself; the new name, or None."""
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        read_metrics(run_dir)
+        return None
+    except (OSError, ValueError):
+        moved = path.with_name(f"{METRICS_FILE}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        path.replace(moved)
+        return moved
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -121,6 +122,8 @@ class Sweep:
 
     root: Path
     runs: list[Run]
+    # Run folders whose metrics.json cannot be read (cut mid-write by a full disk, edited by hand): folder -> why.
+    unreadable: dict[Path, str] = field(default_factory=dict)
 
     @cached_property
     def swept(self) -> list[str]:
@@ -146,11 +149,19 @@ def load_sweep(root: Path) -> Sweep:
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; give a run folder or a sweep folder (one holding run folders).")
     paths = sorted(p.parent for p in root.rglob(METRICS_FILE))
-    runs = [Run(p, read_metrics(p)) for p in paths]
+    runs, unreadable = [], {}
+    for path in paths:
+        try:
+            runs.append(Run(path, read_metrics(path)))
+        except (OSError, ValueError) as err:  # a bad file is one run lost, not the whole report
+            unreadable[path] = f"{type(err).__name__}: {err}"
+            print(f"tricklab: warning: {path / METRICS_FILE} cannot be read ({unreadable[path]}); that run is "
+                  f"left out and listed under the runs that did not complete.", file=sys.stderr)
     if not runs:
-        raise DataError(f"{root} holds no {METRICS_FILE}; give a run folder (train.py writes its metrics.json "
+        found = f" readable (unreadable: {', '.join(str(p / METRICS_FILE) for p in unreadable)})" if unreadable else ""
+        raise DataError(f"{root} holds no{found} {METRICS_FILE}; give a run folder (train.py writes its metrics.json "
                         f"there) or a sweep folder whose job folders hold one.")
-    return Sweep(root, sorted(runs, key=lambda r: (_job_number(r.path), str(r.path))))
+    return Sweep(root, sorted(runs, key=lambda r: (_job_number(r.path), str(r.path))), unreadable)
 
 
 def _job_number(path: Path) -> int:

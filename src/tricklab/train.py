@@ -7,6 +7,7 @@ errors come back in well under a second.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
-from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
-from tricklab.launch.manifest import job_status
-from tricklab.results import METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
+from tricklab.launch.manifest import DONE, job_status
+from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
 # Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
 RESUME_DECISION = "TRICKLAB_RESUMED_FROM"
@@ -76,11 +77,14 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
                               cfg.callbacks.grad_norm)
     name = cfg.name or _run_name(ctx)
     record: dict[str, Any] = {
-        "status": "running", "name": name, "seed": cfg.seed, "choices": ctx.choices, "overrides": ctx.overrides,
+        "status": "running", "name": name, "seed": cfg.seed, "arm": cfg.get("arm"), "choices": ctx.choices,
+        "overrides": ctx.overrides,
         "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
-        "sizes": datamodule.sizes(), "resumed_from": resume_decision(ctx.run_dir),
+        "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
     }
+    if record["resumed_from"]:
+        check_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
@@ -98,6 +102,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # Under data parallelism every process runs this function; only rank 0 records the run.
     record_to_disk = trainer.is_global_zero
     if record_to_disk:
+        moved = set_aside_unreadable(ctx.run_dir)
+        if moved is not None:
+            print(f"tricklab: warning: {ctx.run_dir / METRICS_FILE} could not be read; kept as {moved.name}, and "
+                  f"the run starts over.", file=sys.stderr)
+            record["set_aside"] = moved.name
         write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
@@ -150,6 +159,23 @@ def interrupted_checkpoint(run_dir: Path) -> str | None:
     return str(last) if last.is_file() and job_status(run_dir) in ("running", "interrupted") else None
 
 
+def check_checkpoint(path: Path, run_dir: Path) -> None:
+    """Refuse to resume from a checkpoint torch cannot read (truncated by a full disk or a kill mid-write),
+    before metrics.json is touched, so the record of the epochs done stays; say how to start over."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
+        done = (read_metrics(run_dir) or {}).get("epochs", "some")
+        raise DataError(
+            f"{path} cannot be read ({type(err).__name__}: {err}), so the run in {run_dir}, cut short after "
+            f"{done} epochs (its metrics.json keeps that record), cannot continue from it. To train it again from "
+            f"the start, move the checkpoint aside (mv {path} {path}.unreadable) and run the same command, or add "
+            f"overwrite=true."
+        ) from None
+
+
 def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
     """The Lightning Trainer for ``cfg.trainer``, with the run's callbacks and logger."""
     from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -182,14 +208,38 @@ def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
         enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
         enable_progress_bar=cfg.callbacks.progress_bar != "none",
         enable_model_summary=cfg.callbacks.progress_bar != "none",
-        default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1,
+        default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1, **_pass_through(t),
     )
+
+
+# cfg.trainer keys tricklab reads itself; any other key (added with +trainer.<name>=...) goes to pl.Trainer.
+TRAINER_KEYS = ("max_epochs", "accelerator", "devices", "strategy", "precision", "deterministic",
+                "limit_train_batches", "steps_per_call", "limit_val_batches", "check_val_every_n_epoch")
+# pl.Trainer arguments _trainer sets from elsewhere: not open to +trainer.<name>.
+SET_BY_TRICKLAB = ("callbacks", "logger", "enable_checkpointing", "enable_progress_bar", "enable_model_summary",
+                   "default_root_dir", "num_sanity_val_steps", "log_every_n_steps")
+
+
+def _pass_through(t: DictConfig) -> dict[str, Any]:
+    """The ``+trainer.*`` keys, checked against pl.Trainer's signature (less what tricklab sets itself)."""
+    import inspect
+
+    import pytorch_lightning as pl
+
+    extra = {k: v for k, v in OmegaConf.to_container(t, resolve=True).items() if k not in TRAINER_KEYS}
+    takes = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", *TRAINER_KEYS, *SET_BY_TRICKLAB}
+    unknown = sorted(set(extra) - takes)
+    if unknown:
+        raise ConfigError(f"trainer.{unknown[0]} is not a setting of Lightning's Trainer that tricklab passes "
+                          f"through; +trainer.<name> takes one of: {', '.join(sorted(takes))}.")
+    return extra
 
 
 def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:
     record["epochs"] = len(history.rows)
     record["steps"] = trainer.global_step
-    record["wall_time_s"] = round(time.perf_counter() - started, 3)
+    record["wall_time_s"] = round(time.perf_counter() - started, 3)  # this attempt's
+    record["wall_time_total_s"] = round(history.carried_s + record["wall_time_s"], 3)  # with earlier epochs
     record["final"] = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if "/" in k or k in
                        ("lr", "grad_norm")}
     best = {}
@@ -251,8 +301,8 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
-    if ctx.group is not None and job_status(ctx.run_dir) == "completed":  # a resumed sweep, any launcher
-        print(f"tricklab: {ctx.run_dir} already completed; skipped.")
+    if ctx.group is not None and (status := job_status(ctx.run_dir)) in DONE:  # a resumed sweep, any launcher
+        print(f"tricklab: {ctx.run_dir} already {status}; skipped.")
         return objective(read_metrics(ctx.run_dir))
     try:
         record = run(cfg, ctx)
@@ -265,6 +315,17 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_summary(record)
     return objective(record)
+
+
+def cli() -> None:
+    """``python train.py``: the pre-flight checks of the command line (tricklab.preflight), then Hydra, stopping
+    on SIGTERM as on Ctrl-C (tricklab.signals)."""
+    from tricklab.preflight import preflight
+    from tricklab.signals import exit_like_a_shell
+
+    preflight(sys.argv[1:])
+    with exit_like_a_shell():
+        main()
 
 
 def objective(record: dict[str, Any]) -> float | None:

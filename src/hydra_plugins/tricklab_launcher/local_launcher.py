@@ -60,7 +60,7 @@ class WorkerPoolLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
-        from tricklab.launch.manifest import SweepManifest, job_status
+        from tricklab.launch.manifest import DONE, SweepManifest, job_status
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -69,7 +69,7 @@ class WorkerPoolLauncher(Launcher):
         orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(orders)
         self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
-        returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) == "completed"}
+        returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) in DONE}
         to_run = [o for o in orders if o.num not in returns]
         for order in to_run:
             self.manifest.add(order.num, order.overrides, order.job_dir)
@@ -81,9 +81,24 @@ class WorkerPoolLauncher(Launcher):
         def done(order, outcome) -> None:
             returns[order.num] = self._record(order, outcome)
 
-        pool.run(to_run, self._started, done)
+        try:
+            pool.run(to_run, self._started, done)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (tricklab.signals): the pool has stopped its workers
+            self._mark_interrupted([o for o in to_run if o.num not in returns])
+            print(self.manifest.summary(), flush=True)
+            raise
         print(self.manifest.summary(), flush=True)
         return [returns[order.num] for order in orders]
+
+    def problems(self) -> list[str]:
+        """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""
+        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
+
+        try:
+            plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
+        except ConfigError as err:
+            return [str(err)]
+        return []
 
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
@@ -112,17 +127,29 @@ class WorkerPoolLauncher(Launcher):
         return JobOrder(num, list(overrides), config, Path(config.hydra.sweep.dir) / config.hydra.sweep.subdir)
 
     def _skip(self, order) -> JobReturn:
-        """A job completed by an earlier launch of this sweep: not run again, its recorded result returned."""
+        """A job finished (completed or diverged) by an earlier launch of this sweep: not run again, its
+        recorded result returned."""
         from tricklab.results import read_metrics
         from tricklab.train import objective
 
-        value = objective(read_metrics(order.job_dir))
-        self.manifest.add(order.num, order.overrides, order.job_dir, "completed", skipped=True, value=value)
+        record = read_metrics(order.job_dir)
+        value = objective(record)
+        self.manifest.add(order.num, order.overrides, order.job_dir, record["status"], skipped=True, value=value)
         return _job_return(order, JobStatus.COMPLETED, value)
 
     def _started(self, order, slot) -> None:
         log.info(f"\t#{order.num} {' '.join(filter_overrides(order.overrides))} on {slot.device}")
         self.manifest.update(order.num, status="running", device=slot.device, cores=list(slot.cores))
+
+    def _mark_interrupted(self, orders) -> None:
+        """The jobs that were running when the sweep was stopped: ``interrupted`` in the manifest (their
+        metrics.json says so, or still ``running``: either way a resume continues them from last.ckpt)."""
+        from tricklab.launch.manifest import job_status
+
+        for order in orders:
+            if self.manifest.status_of(order.num) == "running":
+                status = job_status(order.job_dir)
+                self.manifest.update(order.num, status=status if status not in (None, "running") else "interrupted")
 
     def _setup(self):
         from tricklab.launch.messages import Setup
@@ -157,16 +184,11 @@ class WorkerPoolLauncher(Launcher):
 
 def _exit_if_folders_clash(orders) -> None:
     """Two jobs mapped to one folder would overwrite each other: refuse the sweep, one paragraph, exit 2."""
-    seen = {}
-    for order in orders:
-        if order.job_dir in seen:
-            exit_on_user_error(
-                f"the jobs {' '.join(seen[order.job_dir])} and {' '.join(order.overrides)} would share the folder "
-                f"{order.job_dir}: job folders are named from the overrides, leaving out paths.*, logger and "
-                f"callbacks.progress_bar (hydra.job.config.override_dirname.exclude_keys); sweep only over values "
-                f"that name a job, and give each value once."
-            )
-        seen[order.job_dir] = order.overrides
+    from tricklab.launch.naming import folder_clash
+
+    clash = folder_clash([(order.overrides, order.job_dir) for order in orders])
+    if clash:
+        exit_on_user_error(clash)
 
 
 def _job_return(order, status: JobStatus, value: Any) -> JobReturn:

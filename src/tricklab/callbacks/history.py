@@ -10,7 +10,9 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "lr", "grad_norm", "time_s")
+# time_s: seconds since this attempt's training started; total_time_s: since the run's, attempts added up.
+COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "lr", "grad_norm", "time_s",
+           "total_time_s")
 
 
 class HistoryWriter(Checkpoint):
@@ -25,6 +27,7 @@ class HistoryWriter(Checkpoint):
         self.columns = COLUMNS + tuple(extra_columns)
         self.rows: list[dict[str, Any]] = []
         self.started = time.perf_counter()
+        self.carried_s = 0.0  # training time of the epochs an earlier attempt did (a resumed run)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = time.perf_counter()
@@ -32,6 +35,8 @@ class HistoryWriter(Checkpoint):
             # Resumed from last.ckpt, which was saved before this callback recorded its epoch: the epochs done
             # are in history.csv.
             self.rows = [row for row in self._read() if row["epoch"] <= trainer.current_epoch]
+            if self.rows:
+                self.carried_s = self.rows[-1].get("total_time_s", self.rows[-1].get("time_s", 0.0))
         if trainer.is_global_zero:
             self._write()  # the header, and the rows of the epochs a resumed run has done
 
@@ -41,6 +46,7 @@ class HistoryWriter(Checkpoint):
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
                "time_s": round(time.perf_counter() - self.started, 3)}
+        row["total_time_s"] = round(self.carried_s + row["time_s"], 3)
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         self.rows.append(row)
         with self.path.open("a", newline="") as f:  # one row a write: rewriting the file costs O(epochs)

@@ -14,6 +14,7 @@ from tricklab.data.arrays import DatasetArrays
 from tricklab.data.batches import IndexBatches
 from tricklab.data.scaling import fit_scaler
 from tricklab.data.sources import SOURCES
+from tricklab.errors import ConfigError
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -85,6 +86,12 @@ def _split_validation(
     n_val = int(round(val_fraction * len(order)))
     val_idx, train_idx = order[:n_val], order[n_val:]
     if subset is not None:
+        if subset > len(train_idx):  # would silently train on all of it: not what the user asked for
+            raise ConfigError(
+                f"data.subset={subset} is not allowed: the training split has only {len(train_idx)} samples "
+                f"({len(order)} training samples, {n_val} held out for validation); data.subset must be at most "
+                f"{len(train_idx)}, or null for all of them."
+            )
         train_idx = train_idx[:subset]
     return (arrays.x_train[train_idx], arrays.y_train[train_idx]), (arrays.x_train[val_idx], arrays.y_train[val_idx])
 

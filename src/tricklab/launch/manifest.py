@@ -1,8 +1,8 @@
 """What a sweep knows about its jobs: each job's status (from its metrics.json) and ``sweep.json``.
 
 ``sweep.json`` in the sweep folder holds the command(s) that launched the sweep, its overrides and one entry
-per job (overrides, folder, status, device, worker pid, times, error, return value). It is rewritten atomically
-each time a job starts or ends, so it is always a complete, readable file.
+per job folder (overrides, status, device, worker pid, times, error, return value, the launch that ran it).
+It is rewritten atomically each time a job starts or ends, so it is always a complete, readable file.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tricklab.launch.messages import OUTPUT_LOG
-from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, write_json_atomic
+from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
+# Jobs a resumed sweep does not run again: their result is recorded (a divergence is a result; rerunning it
+# would repeat it). Failed, interrupted and cut-short ("running") jobs run again.
+DONE = ("completed", "diverged")
 MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
 
 
@@ -31,31 +34,52 @@ def job_status(job_dir: Path) -> str | None:
 
 def mark_failed(job_dir: Path, error: str) -> None:
     """Record a job that died before it could record itself: status failed and the error, in its metrics.json."""
-    record = read_metrics(job_dir) or {"run_dir": str(job_dir)}
+    try:
+        record = read_metrics(job_dir) or {"run_dir": str(job_dir)}
+    except (OSError, ValueError):  # unreadable: kept aside, the failure recorded anew
+        set_aside_unreadable(job_dir)
+        record = {"run_dir": str(job_dir)}
     record.update(status="failed", error=error)
     write_json_atomic(job_dir / METRICS_FILE, record)
 
 
 class SweepManifest:
-    """``sweep.json``: the sweep's launches and jobs; a resumed sweep keeps the earlier launches' entries."""
+    """``sweep.json``: the sweep's launches and its jobs, keyed by job folder. A resumed sweep keeps every job
+    its folder has ever run (a resume with another command drops none), each with the launch that ran it
+    (``launch``: an index into ``launches``) and the earlier attempts of that job (``attempts``)."""
 
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.data: dict[str, Any] = {
-            "sweep_dir": str(sweep_dir),
-            "overrides": overrides,
-            "launches": [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now()}],
-            "jobs": {},
-        }
+        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now(),
+                                               "overrides": overrides}]
+        self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
+                                     "jobs": {job["dir"]: job for job in old.get("jobs", {}).values()}}
+        self.launch = len(launches) - 1
+        self.folders: dict[int, str] = {}  # this launch's job numbers -> their folders
 
     def add(self, num: int, overrides: list[str], job_dir: Path, status: str = "pending", **fields: Any) -> None:
-        """List job ``num`` (its overrides and folder) with ``status``; written on the next ``write``."""
-        self.data["jobs"][str(num)] = {"overrides": overrides, "dir": job_dir.name, "status": status, **fields}
+        """List job ``num`` (its overrides and folder) with ``status`` as run by this launch; an earlier run of
+        the folder becomes an attempt (a skipped job keeps the launch that ran it). Written on ``write``."""
+        self.folders[num] = job_dir.name
+        earlier = self.data["jobs"].get(job_dir.name)
+        entry = {"num": num, "overrides": overrides, "dir": job_dir.name, "status": status, "launch": self.launch,
+                 **fields}
+        if earlier and fields.get("skipped"):
+            entry["launch"] = earlier.get("launch", entry["launch"])
+            entry["attempts"] = earlier.get("attempts", [])
+        elif earlier:
+            entry["attempts"] = [*earlier.get("attempts", []),
+                                 {k: v for k, v in earlier.items() if k not in ("attempts", "skipped")}]
+        self.data["jobs"][job_dir.name] = entry
+
+    def status_of(self, num: int) -> str:
+        """The status this manifest holds for job ``num`` of this launch."""
+        return self.data["jobs"][self.folders[num]]["status"]
 
     def update(self, num: int, **fields: Any) -> None:
         """Change fields of job ``num`` and write the manifest."""
-        self.data["jobs"][str(num)].update(fields)
+        self.data["jobs"][self.folders[num]].update(fields)
         self.write()
 
     def write(self) -> None:
@@ -71,7 +95,7 @@ class SweepManifest:
         counts = {s: sum(j["status"] == s for j in jobs) for s in FINAL_STATUSES}
         skipped = sum(bool(j.get("skipped")) for j in jobs)
         lines = [f"Sweep {self.data['sweep_dir']}: {len(jobs)} jobs, {counts['completed']} completed"
-                 f"{f' ({skipped} skipped: completed earlier)' if skipped else ''}, {counts['diverged']} diverged, "
+                 f"{f' ({skipped} skipped: finished earlier)' if skipped else ''}, {counts['diverged']} diverged, "
                  f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted" if counts["interrupted"]
                                                  else "")]
         for job in jobs:

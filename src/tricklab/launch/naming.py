@@ -70,3 +70,18 @@ def job_dirname(override_dirname: str) -> str:
         return name
     digest = hashlib.sha1(name.encode()).hexdigest()[:12]
     return f"{name[: MAX_DIRNAME - 13]}~{digest}"
+
+
+def folder_clash(jobs: list[tuple[list[str], Path]]) -> str | None:
+    """The message for two jobs (overrides, folder) mapped to one folder, which would overwrite each other."""
+    seen: dict[Path, list[str]] = {}
+    for overrides, folder in jobs:
+        if folder in seen:
+            return (
+                f"the jobs {' '.join(seen[folder])} and {' '.join(overrides)} would share the folder {folder}: "
+                f"job folders are named from the overrides, leaving out paths.*, logger and callbacks.progress_bar "
+                f"(hydra.job.config.override_dirname.exclude_keys); sweep only over values that name a job, and "
+                f"give each value once."
+            )
+        seen[folder] = overrides
+    return None

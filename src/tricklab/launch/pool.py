@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +33,7 @@ class Worker:
         self.slot = slot
         ours, theirs = socket.socketpair()
         cmd = [sys.executable, "-m", "tricklab.launch.worker", str(theirs.fileno()),
-               ",".join(map(str, slot.cores))]
+               ",".join(map(str, slot.cores)), str(os.getpid())]
         self.process = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env={**os.environ, **slot.env()})
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -62,7 +63,10 @@ class Worker:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """Close the connection (the worker then exits); kill it if it has not within the grace time."""
+        """Close the connection (the worker then exits); a busy worker is interrupted first (its job records
+        itself ``interrupted``); kill it if it has not exited within the grace time."""
+        if self.order is not None and self.alive:
+            self.process.send_signal(signal.SIGINT)
         self.conn.close()
         try:
             self.process.wait(timeout=STOP_GRACE_S)

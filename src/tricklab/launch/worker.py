@@ -1,11 +1,12 @@
-"""One worker process of a local sweep: ``python -m tricklab.launch.worker <socket fd> <cores>``.
+"""One worker process of a local sweep: ``python -m tricklab.launch.worker <socket fd> <cores> <launcher pid>``.
 
 The pool starts it with its slot's environment (GPU, threads) already set, so CUDA and OpenMP see only what
 the worker owns from the first import. It then runs jobs one after another, each through Hydra's ``run_job``
 as the basic launcher does, paying Python's and torch's start-up once. Between jobs it resets what a job could
 leave behind: the environment, an open W&B run, cached CUDA memory (seeds are set by every run itself).
 A job's stdout and stderr go to ``<job dir>/output.log``. When the pool's end of the socket closes (the sweep
-ended, or its process died) the worker exits.
+ended, or its process died) the worker exits;
+when the launcher dies, Linux sends the worker SIGTERM at once (PR_SET_PDEATHSIG), mid-job included.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 
 def main(argv: list[str]) -> None:
     """Own the given cores, then serve jobs until the pool closes the connection."""
+    from tricklab.signals import die_with_parent, raise_interrupt_on_sigterm
+
+    die_with_parent(int(argv[3]))  # the launcher's pid: a worker never trains on as an orphan
+    raise_interrupt_on_sigterm()  # its job then records itself interrupted, as on Ctrl-C
     conn = Connection(int(argv[1]))
-    if len(argv) > 2:
+    if argv[2]:
         os.sched_setaffinity(0, [int(c) for c in argv[2].split(",")])
     setup: Setup = conn.recv()
     task = load_task(setup.task_module, setup.task_name)

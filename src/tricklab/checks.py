@@ -1,0 +1,44 @@
+"""Every check a sweep's jobs pass before the sweep creates anything: keys, values, cross-checks per job, and
+that no two jobs share a folder.
+
+Each job is composed as Hydra will run it (``load_sweep_config``); the problems of all jobs are collected,
+each told once (a bad value shared by every job is one paragraph, not one per job).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from tricklab.config import problems
+from tricklab.keys import group_choices, key_problems
+from tricklab.launch.naming import folder_clash
+
+
+def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[str]]) -> list[str]:
+    """The problems of every job of a sweep (``jobs``: each job's overrides), in job order, each once."""
+    parser = OverridesParser.create(config_loader=config_loader)
+    bases: dict[tuple[str, ...], DictConfig] = {}  # the config of each combination of group choices
+    found: dict[str, None] = {}
+    folders: list[tuple[list[str], Path]] = []  # each job's folder (below the sweep folder, not yet resolved)
+    for overrides in jobs:
+        parsed = parser.parse_overrides(list(overrides))
+        try:
+            choices = tuple(group_choices(parsed))
+            if choices not in bases:
+                bases[choices] = config_loader.load_sweep_config(master, list(choices))
+            job_problems = key_problems(bases[choices], parsed)
+            if not job_problems:
+                config = config_loader.load_sweep_config(master, list(overrides))
+                job_problems = problems(config)
+                folders.append((list(overrides), Path(str(config.hydra.sweep.subdir))))
+        except (HydraException, OmegaConfBaseException) as err:  # what Hydra itself refuses (a wrong type...)
+            job_problems = [f"{' '.join(overrides)}: {err}".replace("\n", " ")]
+        found.update(dict.fromkeys(job_problems))
+    clash = folder_clash(folders)
+    return list(found) + ([clash] if clash else [])

@@ -1,0 +1,83 @@
+"""Which keys an override may name: typos are refused with the keys that exist and the nearest one.
+
+Hydra refuses an unknown key with advice to add a ``+``, and takes any ``+key=value`` silently, so
+``+data.batchsize=64`` would train with the default batch size. tricklab's rule: an override names a key some
+config defines; ``+`` adds a key only where a library takes extra keyword arguments that tricklab passes
+through (``optimizer.*`` to the torch.optim class, ``trainer.*`` to Lightning's Trainer, each checked against
+that signature when the run starts) and under ``hydra.`` (Hydra's own settings). ``++`` (set or add) and ``~``
+(delete) are left to Hydra. Checked on the config composed from the group choices alone, before any value.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+from hydra.core.override_parser.types import Override
+from omegaconf import DictConfig, OmegaConf
+
+from tricklab.config import CONF_DIR
+
+# Where ``+key=value`` may add a key: library pass-through, and Hydra's settings.
+PASS_THROUGH = ("optimizer.", "trainer.", "hydra.")
+
+
+def is_group(key: str) -> bool:
+    """``key`` selects a config group (``optimizer``, ``hydra/launcher``), not a value."""
+    return "/" in key or (CONF_DIR / key.split("@")[0]).is_dir()
+
+
+def group_choices(overrides: Iterable[Override]) -> list[str]:
+    """The group selections among ``overrides`` as single overrides (a swept group: its first choice), to
+    compose the config whose keys the other overrides must name."""
+    chosen = []
+    for override in overrides:
+        if override.is_delete() or not is_group(override.key_or_group) or override.is_hydra_override():
+            continue
+        if not override.is_sweep_override():
+            chosen.append(override.input_line)
+        elif override.is_discrete_sweep():
+            chosen.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
+    return chosen
+
+
+def key_problems(cfg: DictConfig, overrides: Sequence[Override]) -> list[str]:
+    """One paragraph per override naming a key ``cfg`` (composed from the group choices) lacks, or adding one
+    with ``+`` outside PASS_THROUGH."""
+    found = []
+    for override in overrides:
+        key = override.key_or_group
+        if override.is_delete() or override.is_force_add() or override.is_hydra_override() or is_group(key):
+            continue
+        if override.is_add():
+            if not key.startswith(PASS_THROUGH):
+                found.append(_unknown(cfg, key, override.input_line, added=True))
+        elif OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
+            found.append(_unknown(cfg, key, override.input_line, added=False))
+    return found
+
+
+_ABSENT = object()
+
+
+def _unknown(cfg: DictConfig, key: str, line: str | None, added: bool) -> str:
+    """The message for an unknown key: the keys its parent has, the nearest match, the ``+`` rule."""
+    parent, _, leaf = key.rpartition(".")
+    while parent and not isinstance(OmegaConf.select(cfg, parent, default=None), DictConfig):
+        parent, _, leaf = parent.rpartition(".")  # foo.bar=1: report foo, the first part that does not exist
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    known = [str(k) for k in node if k != leaf and k != "hydra"]  # hydra.* is Hydra's, and never a typo's target
+    missing = f"{parent}.{leaf}" if parent else leaf
+    where = f"{parent}{_choice(cfg, parent)}" if parent else "the top level of the config"
+    nearest = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
+    hint = f" Did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
+    plus = (" A leading + adds a key only under optimizer., trainer. (passed to the library, which must take it) "
+            "and hydra.; tricklab refuses new keys elsewhere, so a typo cannot pass unnoticed." if added else "")
+    return (f"{line}: {missing} is not a key of {where}; its keys are: {', '.join(known) or 'none'}."
+            f"{hint}{plus}")
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    """`` (adam)``: the chosen config of a group as its name says, for the message; "" when it has no name."""
+    name = OmegaConf.select(cfg, f"{group}.name", default=None)
+    return f" ({name})" if isinstance(name, str) else ""

@@ -1,0 +1,129 @@
+"""Checks of the command line that must pass before Hydra runs, because Hydra acts on it first.
+
+Hydra creates the run or sweep folder, writes ``.hydra/`` into it and refuses unknown keys with advice to add
+a ``+`` (or takes a ``+typo`` silently) before tricklab's code sees the config. So ``python train.py`` first
+reads the command line as Hydra will and checks, all at once: every key an override names (tricklab.keys),
+every value of a single run (tricklab.config), that the output folders can be created and written, and that a
+single run does not overwrite a finished one.
+Any problem: one paragraph each, exit 2, nothing created. What passes is left to Hydra unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from tricklab.config import CONF_DIR
+from tricklab.errors import exit_on_user_error
+from tricklab.keys import group_choices, key_problems
+
+# Flags after which Hydra runs nothing: there is nothing to check.
+INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion")
+# A finished single run whose folder a new run would overwrite (failed and cut-short runs are rerun/resumed).
+FINISHED = ("completed", "diverged")
+
+
+def preflight(argv: Sequence[str]) -> None:
+    """Check the command line ``argv`` (without the script); exit 2 listing every problem."""
+    from tricklab.internals import hydra_args_parser
+
+    args, _ = hydra_args_parser().parse_known_args(list(argv))
+    if any(getattr(args, flag, None) for flag in INFO_FLAGS):
+        return
+    try:
+        overrides = OverridesParser.create().parse_overrides(list(args.overrides))
+        base = _compose(group_choices(overrides))
+    except (HydraException, OmegaConfBaseException):
+        return  # a syntax error or an unknown choice: Hydra reports it itself, in one paragraph
+    multirun = (bool(args.multirun) or str(base.hydra.mode) == "RunMode.MULTIRUN"
+                or _given(overrides, "hydra.mode") == "MULTIRUN")
+    found = key_problems(base, overrides)
+    if not multirun and not found:  # a sweep's values are the grid sweeper's to check, job by job
+        found += _value_problems(list(args.overrides))
+    found += path_problems(base, overrides, multirun)
+    if not multirun:
+        found += overwrite_problems(overrides)
+    if found:
+        exit_on_user_error("\n".join(found))
+
+
+def _value_problems(overrides: list[str]) -> list[str]:
+    """The value checks of the run's whole config (tricklab.config), now rather than after Hydra made the run
+    folder."""
+    from tricklab.config import problems
+
+    try:
+        return problems(_compose(overrides))
+    except (HydraException, OmegaConfBaseException):
+        return []  # a value of the wrong type for its key: Hydra says so itself
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def _given(overrides: Sequence[Override], key: str) -> Any:
+    """The value a single (not swept) override gives ``key``; None when none does."""
+    for override in reversed(overrides):
+        if override.key_or_group == key and not override.is_sweep_override() and not override.is_delete():
+            return override.value()
+    return None
+
+
+def path_problems(base: DictConfig, overrides: Sequence[Override], multirun: bool) -> list[str]:
+    """The output folders this command would create, each checked (``paths.output_dir``, and the run or sweep
+    folder when given); interpolated values are left to Hydra."""
+    output_dir = _given(overrides, "paths.output_dir") or base.paths.output_dir
+    folders = {"paths.output_dir": output_dir}
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if _given(overrides, key) is not None:
+        folders[key] = _given(overrides, key)
+    found = []
+    for key, value in folders.items():
+        if isinstance(value, str) and "${" not in value and (why := unwritable(Path(value))):
+            found.append(f"{key}={value} cannot be used: {why}; {key} must be a folder tricklab can create and "
+                         f"write in (run outputs go below it).")
+    return found
+
+
+def unwritable(path: Path) -> str | None:
+    """Why a folder cannot be made at ``path`` and written in (None: it can). Tries a temporary folder in the
+    deepest part that exists, and removes it: permissions alone say nothing about /proc, read-only mounts or
+    root."""
+    path = path.expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return (f"{existing} is a file, not a folder" if existing == path
+                else f"{existing} is a file, so no folder can be made below it")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tricklab-check-", dir=existing))
+    except OSError as err:
+        return f"no folder can be created in {existing} ({err.strerror})"
+    return None
+
+
+def overwrite_problems(overrides: Sequence[Override]) -> list[str]:
+    """A single run given the folder of a finished run (``hydra.run.dir``) would replace its results: refused
+    unless ``overwrite=true``. A run cut short in that folder resumes; a failed one runs again."""
+    from tricklab.launch.manifest import job_status
+
+    run_dir = _given(overrides, "hydra.run.dir")
+    if run_dir is None or _given(overrides, "overwrite") is True:
+        return []
+    status = job_status(Path(str(run_dir)))
+    if status not in FINISHED:
+        return []
+    return [f"hydra.run.dir={run_dir} holds a {status} run; running again would replace its metrics.json, "
+            f"history.csv and checkpoints. Add overwrite=true to train it again from the start there, or choose "
+            f"another hydra.run.dir (a run cut short there would resume instead)."]

@@ -1,0 +1,65 @@
+"""Stopping cleanly: SIGTERM (what ``kill``, systemd, SLURM and container runtimes send) is handled as Ctrl-C
+is, and sweep workers never outlive their launcher.
+
+Lightning turns a SIGTERM during ``fit`` into a SystemExit with code 0, and outside ``fit`` the default action
+kills the process before metrics.json says ``interrupted``. Raising KeyboardInterrupt instead takes the path
+Ctrl-C takes (the run records ``interrupted``, a sweep marks its jobs and prints its summary); the process then
+exits as shells expect: 143 after SIGTERM (128 + 15), 130 after Ctrl-C, with no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_SIGINT = 128 + signal.SIGINT
+
+
+class _Terminated:
+    """Whether this process has received SIGTERM."""
+
+    received = False
+
+
+def raise_interrupt_on_sigterm() -> None:
+    """From now on, SIGTERM raises KeyboardInterrupt in the main thread (and is remembered)."""
+
+    def handler(signum, frame) -> None:
+        _Terminated.received = True
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def exit_like_a_shell() -> Iterator[None]:
+    """Run the block with SIGTERM as Ctrl-C; an interrupted block exits 143 (SIGTERM) or 130 (Ctrl-C)."""
+    raise_interrupt_on_sigterm()
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("tricklab: interrupted" + (" (SIGTERM)" if _Terminated.received else ""), file=sys.stderr)
+        sys.exit(EXIT_SIGTERM if _Terminated.received else EXIT_SIGINT)
+    except SystemExit as exit_:
+        if _Terminated.received:  # Lightning leaves fit on SIGTERM with a SystemExit of its own (code 0 or 1)
+            print("tricklab: interrupted (SIGTERM)", file=sys.stderr)
+            sys.exit(EXIT_SIGTERM)
+        raise exit_ from None
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (PR_SET_PDEATHSIG), so a worker never trains
+    on as an orphan after its launcher was killed; exit now if the parent is already gone. No-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not allowed here (some sandboxes): the worker still notices a closed pipe between jobs
+    if os.getppid() != parent_pid:  # the launcher died before prctl took effect
+        sys.exit(EXIT_SIGTERM)

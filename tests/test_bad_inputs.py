@@ -1,0 +1,142 @@
+"""Bad input, as a new user types it: every case is a real command in a subprocess, reaching a different check
+(every group's values, the trainer, unknown keys and the + rule, output paths, the sweeper and its arms, the
+launchers, resume, the data, library pass-through, the report). Each must exit non-zero with no traceback and
+one message naming the key and what is allowed, and must create no run or sweep folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from tricklab.config import PROJECT_ROOT
+
+ARM_CLASH = 'hydra.sweeper.arms={a:["optimizer.lr=0.1"],b:["optimizer.lr=0.2"]}'
+ARM_SWEEP = 'hydra.sweeper.arms={a:["optimizer.lr=0.1,0.2"]}'
+
+# (command line, what the message must name, what it must say is allowed). "{tmp}" is the test's folder.
+CHEAP = [
+    # values of every group, checked before anything heavy is imported
+    ("optimizer.lr=-1", "optimizer.lr=-1", "a number > 0"),
+    ("dropout.p=1.5", "dropout.p=1.5", "[0, 1)"),
+    ("data.batch_size=0", "data.batch_size=0", "a positive integer"),
+    ("data.scale=zscore", "data.scale='zscore'", "raw, unit, symmetric, standardize"),
+    ("data.val_fraction=1.2", "data.val_fraction=1.2", "a fraction of the training set"),
+    ("architecture.activation=swish", "architecture.activation='swish'", "relu, tanh"),
+    ("architecture=resnet architecture.depth=9", "architecture.depth=9", "6n+2"),
+    ("architecture=cnn architecture.kernel_size=4", "architecture.kernel_size=4", "an odd positive integer"),
+    ("init=normal init.std=-1", "init.std=-1", "a number > 0"),
+    ("norm=group norm.groups=0", "norm.groups=0", "a positive integer"),
+    ("scheduler=exponential scheduler.gamma=1.5", "scheduler.gamma=1.5", "(0, 1]"),
+    ("scheduler=plateau scheduler.mode=up", "scheduler.mode='up'", "one of min, max"),
+    ("clip=norm clip.max_norm=0", "clip.max_norm=0", "a number > 0"),
+    ("regularization=l1 regularization.l1=-1", "regularization.l1=-1", "a number ≥ 0"),
+    ("averaging=ema averaging.decay=1.5", "averaging.decay=1.5", "an EMA decay in (0, 1)"),
+    ("diagnostics=on diagnostics.every_n_steps=0", "diagnostics.every_n_steps=0", "a positive integer"),
+    ("callbacks.early_stopping.monitor=val/accuracy", "callbacks.early_stopping.monitor", "val/acc"),
+    ("callbacks.progress_bar=fancy", "callbacks.progress_bar='fancy'", "rich, tqdm, none"),
+    ("logger.mode=loud", "logger.mode='loud'", "auto, online, offline, disabled"),
+    ("seed=-1", "seed=-1", "an integer ≥ 0"),
+    ("threads=0", "threads=0", "a positive integer"),
+    ("overwrite=maybe", "overwrite='maybe'", "true or false"),
+    ("data.val_fraction=0", "callbacks.checkpoint.monitor=val/acc", "set data.val_fraction > 0"),
+    # every trainer setting, from copies of Lightning's own lists
+    ("trainer.precision=bogus", "trainer.precision='bogus'", "16-mixed"),
+    ("trainer.accelerator=gpuu", "trainer.accelerator='gpuu'", "auto, gpu, cpu, cuda"),
+    ("trainer.strategy=dp", "trainer.strategy='dp'", "ddp_spawn"),
+    ("trainer.devices=0", "trainer.devices=0", "-1 (every device)"),
+    ("trainer.deterministic=maybe", "trainer.deterministic='maybe'", "true, false or warn"),
+    ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches=1.5", "(0, 1] or a count"),
+    ("trainer.limit_val_batches=-2", "trainer.limit_val_batches=-2", "[0, 1] or a count ≥ 0"),
+    # unknown keys and the + rule
+    ("+foo=1", "foo is not a key of the top level", "its keys are: data, architecture"),
+    ("+data.batchsize=64", "data.batchsize is not a key of data (mnist1d)", "Did you mean data.batch_size?"),
+    ("optimizer.learning_rate=0.1", "optimizer.learning_rate is not a key of optimizer (adam)", "lr, betas"),
+    ("optimizer=sgd optimizer.betas=[0.9,0.99]", "optimizer.betas is not a key of optimizer (sgd)", "lr"),
+    ("foo.bar=1", "foo is not a key of the top level", "its keys are"),
+    ("architecture.widht=64", "architecture.widht is not a key", "Did you mean architecture.width?"),
+    # output paths that cannot be written, before Hydra creates anything
+    ("hydra.run.dir=/proc/tricklab", "hydra.run.dir=/proc/tricklab", "a folder tricklab can create and write"),
+    ("paths.output_dir={tmp}/a_file", "paths.output_dir={tmp}/a_file", "is a file, not a folder"),
+    ("-m seed=0,1 paths.output_dir={tmp}/a_file/below", "paths.output_dir", "no folder can be made below it"),
+    ("-m seed=0,1 hydra.sweep.dir=/proc/tricklab", "hydra.sweep.dir=/proc/tricklab", "create and write in"),
+    # a finished run is not overwritten
+    ("hydra.run.dir={tmp}/finished", "hydra.run.dir={tmp}/finished holds a completed run", "overwrite=true"),
+    # the sweeper: every job checked, all problems at once, before the sweep folder exists
+    ("-m seed=0,1 optimizer.lr=0.1,-1", "optimizer.lr=-1", "a number > 0"),
+    ("-m optimizer=adam,sgd optimizer.betas=[0.9,0.99]", "optimizer.betas is not a key of optimizer (sgd)", "lr"),
+    ("-m +data.batchsize=32,64", "data.batchsize", "Did you mean data.batch_size?"),
+    ("-m optimizer.lr=interval(0.1,1)", "optimizer.lr=interval(0.1,1)", "a grid takes lists"),
+    (f"-m seed=0 optimizer.lr=0.1,0.3 {ARM_CLASH}", "optimizer.lr is set by hydra.sweeper.arms", "either swept"),
+    (f"-m seed=0 {ARM_SWEEP}", "hydra.sweeper.arms.a", "an arm is one setting"),
+    # launchers and resume
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[0,1] hydra.launcher.workers=3",
+     "hydra.launcher.workers=3", "at most 2"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.workers=0", "hydra.launcher.workers=0", "a positive integer"),
+    ("-m seed=0 hydra/launcher=local logger=none,csv", "would share the folder", "sweep only over values"),
+    ("-m seed=0 resume={tmp}/no_such_sweep", "resume={tmp}/no_such_sweep", "the folder of an earlier sweep"),
+]
+
+
+def prepare(tmp: Path) -> None:
+    """What some cases need on disk: a regular file, and a run folder holding a completed run."""
+    (tmp / "a_file").write_text("not a folder\n")
+    (tmp / "finished").mkdir()
+    (tmp / "finished" / "metrics.json").write_text(json.dumps({"status": "completed"}))
+
+
+def check(result: subprocess.CompletedProcess, names: str, allowed: str) -> None:
+    assert result.returncode != 0, result.stdout[-2000:]
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out, out[-3000:]
+    assert "tricklab: error:" in result.stderr, out[-3000:]
+    assert names in result.stderr and allowed in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("line", "names", "allowed"), CHEAP, ids=[c[0][:60] for c in CHEAP])
+def test_bad_input_is_one_clear_error_and_creates_nothing(tmp_path, line, names, allowed):
+    prepare(tmp_path)
+    out = tmp_path / "out"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in line.split()]
+    if "paths.output_dir" not in line:  # after -m: Hydra reads its flags before the overrides
+        args.insert(int(args[0] == "-m"), f"paths.output_dir={out}")
+    result = run_cli(args, timeout=120)
+    check(result, names.replace("{tmp}", str(tmp_path)), allowed)
+    created = [p for p in out.rglob("*") if p.name != ".hydra" and ".hydra" not in p.parts] if out.exists() else []
+    assert not [p for p in created if p.is_file()], created  # no run, sweep or job left any file
+    assert not list(out.glob("multirun/*/*")), "a sweep folder with jobs was created"
+
+
+def test_all_problems_of_a_command_are_reported_together(tmp_path):
+    result = run_cli([f"paths.output_dir={tmp_path}", "optimizer.lr=-1", "dropout.p=2", "trainer.precision=x"])
+    check(result, "optimizer.lr=-1", "a number > 0")
+    assert "dropout.p=2" in result.stderr and "trainer.precision='x'" in result.stderr
+
+
+# These reach checks that need the data or the libraries: a few seconds each.
+HEAVY = [
+    ("data.subset=99999", "data.subset=99999", "must be at most 3600"),
+    ("+trainer.no_such_setting=1", "trainer.no_such_setting", "+trainer.<name> takes one of"),
+    ("+optimizer.no_such_arg=1", "no_such_arg", "lr"),
+]
+
+
+@pytest.mark.parametrize(("line", "names", "allowed"), HEAVY, ids=[c[0] for c in HEAVY])
+def test_bad_input_found_at_start_up_is_one_clear_error(tmp_path, data_dir, line, names, allowed):
+    result = run_cli([f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", "logger=none", "threads=1",
+                      "callbacks.progress_bar=none", *line.split()], timeout=300)
+    check(result, names, allowed)
+
+
+def report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tricklab.cli", "report", *args], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, timeout=120)
+
+
+def test_a_report_of_a_missing_or_empty_folder_is_one_clear_error(tmp_path):
+    check(report(str(tmp_path / "nope")), "nope is not a folder", "give a run folder or a sweep folder")
+    check(report(str(tmp_path)), "holds no metrics.json", "give a run folder")

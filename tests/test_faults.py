@@ -1,0 +1,249 @@
+"""Injected faults: signals to a sweep launcher and to a single run, a corrupt metrics.json, a finished run
+given again. Each asserts, by file hashes, that no finished result changed, none was lost or run twice, and
+that what was cut short resumes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from tricklab.config import PROJECT_ROOT
+from tricklab.launch.manifest import MANIFEST_FILE
+
+# Small, quiet runs; data.subset=256 is two minibatches an epoch.
+QUIET = ["logger=none", "threads=1", "callbacks.progress_bar=none"]
+TINY = [*QUIET, "data.subset=256", "trainer.max_epochs=1"]
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file below ``folder`` (relative path -> digest)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def status(job_dir: Path) -> str | None:
+    path = job_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text())["status"]
+    except (OSError, ValueError):
+        return None
+
+
+def start(args: list[str], **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def wait_for(condition, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited, only its exit status is left
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# --- a single run ------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sigterm_stops_a_single_run_with_143_and_the_same_command_resumes_it(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = [*QUIET, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "trainer.max_epochs=400",
+            "callbacks.checkpoint.every_seconds=0"]
+    proc = start(args)
+    wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").is_file())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err and "interrupted (SIGTERM)" in err
+    cut = json.loads((run_dir / "metrics.json").read_text())
+    assert cut["status"] == "interrupted" and 0 < cut["epochs"] < 400
+
+    resumed = run_cli([*args, "trainer.max_epochs=400"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = json.loads((run_dir / "metrics.json").read_text())
+    assert done["status"] == "completed" and done["resumed_from"].endswith("last.ckpt") and done["epochs"] == 400
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 401))  # no epoch lost or trained twice
+    assert done["wall_time_total_s"] > done["wall_time_s"]  # the attempt's, and with the earlier epochs'
+    rows = list(csv.DictReader((run_dir / "history.csv").open()))
+    totals = [float(r["total_time_s"]) for r in rows]
+    assert totals == sorted(totals) and totals[-1] > float(rows[-1]["time_s"])  # time_s restarts, total does not
+
+
+def test_a_finished_single_run_is_not_overwritten_unless_asked(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = [*TINY, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
+    assert run_cli(args).returncode == 0
+    before = hashes(run_dir)
+    again = run_cli(args)
+    assert again.returncode == 2 and "holds a completed run" in again.stderr and "overwrite=true" in again.stderr
+    assert hashes(run_dir) == before  # not even .hydra/ was rewritten
+    forced = run_cli([*args, "overwrite=true"])
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert hashes(run_dir)["metrics.json"] != before["metrics.json"]
+
+
+# --- a sweep -----------------------------------------------------------------------------------------------
+
+def sweep_args(tmp_path: Path, data_dir: Path, *extra: str) -> list[str]:
+    return ["-m", "hydra/launcher=local", "hydra.launcher.workers=2", "hydra.launcher.gpus=[]",
+            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *QUIET, "seed=0,1,2,3", *extra]
+
+
+def only_sweep(tmp_path: Path) -> Path:
+    (found,) = (tmp_path / "multirun").iterdir()
+    return found
+
+
+def stop_mid_sweep(tmp_path: Path, data_dir: Path, sig: int) -> tuple[subprocess.Popen, Path, list[int]]:
+    """Start a 4-job sweep on 2 workers, send ``sig`` to the launcher alone once two jobs completed and another
+    runs; the launcher, the sweep folder and the worker pids."""
+    proc = start(sweep_args(tmp_path, data_dir, "trainer.max_epochs=150", "callbacks.checkpoint.every_seconds=0"))
+
+    def two_done_one_running() -> bool:  # the second pair of jobs is under way, with a checkpoint
+        jobs = [d for d in tmp_path.glob("multirun/*/*") if d.is_dir()]
+        statuses = [status(d) for d in jobs]
+        return statuses.count("completed") >= 2 and any(
+            status(d) == "running" and (d / "checkpoints" / "last.ckpt").is_file() for d in jobs)
+
+    wait_for(two_done_one_running)
+    sweep = only_sweep(tmp_path)
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                              text=True).stdout.split()]
+    proc.send_signal(sig)
+    return proc, sweep, workers
+
+
+def completed_hashes(sweep: Path) -> dict[str, dict[str, str]]:
+    """The file hashes of each completed job (taken once the sweep has stopped: a job still prints its closing
+    table after it recorded itself)."""
+    done = {d.name: hashes(d) for d in sweep.iterdir() if d.is_dir() and status(d) == "completed"}
+    assert 2 <= len(done) < 4, done.keys()
+    return done
+
+
+def resume_and_check(tmp_path: Path, data_dir: Path, sweep: Path, done: dict) -> None:
+    """Resuming runs every job to completion and leaves the jobs completed earlier untouched and unrun."""
+    resumed = run_cli([*sweep_args(tmp_path, data_dir, "trainer.max_epochs=150",
+                                   "callbacks.checkpoint.every_seconds=0"), f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    jobs = [d for d in sweep.iterdir() if d.is_dir()]
+    assert len(jobs) == 4 and all(status(d) == "completed" for d in jobs)
+    for name, before in done.items():
+        assert hashes(sweep / name) == before, name  # not rerun, not touched
+    manifest = json.loads((sweep / MANIFEST_FILE).read_text())
+    assert {j["dir"] for j in manifest["jobs"].values() if j.get("skipped")} == set(done)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir):
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
+    statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
+    assert "interrupted" in statuses
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)  # no orphan trains on
+    resume_and_check(tmp_path, data_dir, sweep, completed_hashes(sweep))
+
+
+@pytest.mark.slow
+def test_sigkill_to_a_sweep_launcher_takes_its_workers_down_and_the_sweep_resumes(tmp_path, data_dir):
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert workers and proc.returncode == -signal.SIGKILL
+    # PR_SET_PDEATHSIG: within seconds, mid-job (a worker that only noticed between jobs would train on ~10 s)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=8)
+    assert any(status(d) in ("running", "interrupted") for d in sweep.iterdir() if d.is_dir())  # one was cut
+    resume_and_check(tmp_path, data_dir, sweep, completed_hashes(sweep))
+
+
+# --- a corrupt metrics.json --------------------------------------------------------------------------------
+
+def test_a_corrupt_metrics_json_is_kept_aside_rerun_on_resume_and_reported(tmp_path, data_dir):
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY, "seed=0,1"]
+    assert run_cli(args).returncode == 0
+    sweep = only_sweep(tmp_path)
+    good, bad = sorted(d for d in sweep.iterdir() if d.is_dir())
+    (bad / "metrics.json").write_text('{"status": "completed", "test": {"test/acc": 0.9')  # cut mid-write
+    corrupt = (bad / "metrics.json").read_bytes()
+    good_before = hashes(good)
+
+    report = subprocess.run([sys.executable, "-m", "tricklab.cli", "report", str(sweep)], capture_output=True,
+                            text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Traceback" not in report.stderr and f"{bad / 'metrics.json'} cannot be read" in report.stderr
+    text = (sweep / "report.md").read_text()
+    assert "Runs that did not complete" in text and f"| {bad.name} | unreadable |" in text
+
+    resumed = run_cli([*args, f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert status(bad) == "completed"
+    (kept,) = bad.glob("metrics.json.unreadable-*")
+    assert kept.read_bytes() == corrupt  # moved aside, never deleted
+    assert hashes(good) == good_before  # the readable job was skipped, not started (its .hydra/ untouched too)
+
+
+# --- a corrupt checkpoint ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_truncated_last_checkpoint_is_reported_the_record_kept_and_overwrite_starts_over(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = [*QUIET, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "data.subset=256",
+            "trainer.max_epochs=3", "callbacks.checkpoint.every_seconds=0"]
+    assert run_cli(args).returncode == 0
+    record = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "interrupted"}))  # as if killed
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # cut mid-write
+    before = {k: v for k, v in hashes(run_dir).items() if not k.startswith(".hydra")}
+
+    again = run_cli([*args, "trainer.max_epochs=5"])
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"{last} cannot be read" in again.stderr and "cut short after 3 epochs" in again.stderr
+    assert "overwrite=true" in again.stderr and "mv " in again.stderr  # how to start over
+    assert {k: v for k, v in hashes(run_dir).items() if not k.startswith(".hydra")} == before  # record kept
+
+    fresh = run_cli([*args, "trainer.max_epochs=5", "overwrite=true"])
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    redone = json.loads((run_dir / "metrics.json").read_text())
+    assert redone["status"] == "completed" and redone["epochs"] == 5 and redone["resumed_from"] is None
+
+
+# --- the manifest ------------------------------------------------------------------------------------------
+
+def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_launch(tmp_path, data_dir):
+    base = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY]
+    assert run_cli([*base, "seed=0,1"]).returncode == 0
+    sweep = only_sweep(tmp_path)
+    first = hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1")
+    resumed = run_cli([*base, "seed=1,2", f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    manifest = json.loads((sweep / MANIFEST_FILE).read_text())
+    jobs = {next(o for o in job["overrides"] if o.startswith("seed=")): job for job in manifest["jobs"].values()}
+    assert set(jobs) == {"seed=0", "seed=1", "seed=2"}  # seed=0 is not in the second command, and not lost
+    assert (jobs["seed=0"]["launch"], jobs["seed=1"]["launch"], jobs["seed=2"]["launch"]) == (0, 0, 1)
+    assert jobs["seed=1"].get("skipped") and not jobs["seed=2"].get("skipped")
+    assert len(manifest["launches"]) == 2 and manifest["counts"]["completed"] == 3
+    assert hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1") == first
