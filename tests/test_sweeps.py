@@ -290,11 +290,13 @@ def test_ray_launcher_runs_jobs_as_ray_tasks_isolates_a_dead_one_and_resumes(tmp
     from sweep_tasks import ATTEMPTS, CRASHING_SEED
 
     # A local Ray instance with 2 CPUs, 1 CPU a job: 4 jobs, two at a time; the job with CRASHING_SEED kills its
-    # own process. Job processes import sweep_tasks (the task function) from the tests folder.
+    # own process. Job processes import sweep_tasks (the task function) from the tests folder. Ray's memory monitor
+    # is off: it kills tasks when the machine's memory is 95% used, which on a shared test machine is others' doing.
     args = sweep_args(tmp_path, data_dir, f"seed=0,1,2,{CRASHING_SEED}", "logger=wandb", "logger.mode=offline",
                       "hydra.launcher.init.num_cpus=2", "hydra.launcher.init.include_dashboard=false",
                       launcher="ray", epochs=1)
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")])}
+    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]),
+           "RAY_memory_monitor_refresh_ms": "0"}
     script = ["-c", "import sweep_tasks; sweep_tasks.main()"]
     result = run_cli(args, env=env, script=script)
     assert result.returncode == 1, result.stderr[-3000:]  # a job failed: the sweep says so, after running all
@@ -338,9 +340,11 @@ def test_ray_settings_are_checked_and_jobs_get_a_gpu_where_there_is_one():
     cpu_job = TaskResources.on({"CPU": 8}, settings).env()
     assert cpu_job["CUDA_VISIBLE_DEVICES"] == "" and cpu_job["OMP_NUM_THREADS"] == "2"  # threads = CPU share
     shared = RaySettings.checked(address="auto", num_cpus=0.5, num_gpus=0.25, max_retries=1, init={})
-    resources = TaskResources.on({"GPU": 1}, shared)
+    resources = TaskResources.on({"CPU": 1, "GPU": 1}, shared)
     assert resources.num_gpus == 0.25 and "CUDA_VISIBLE_DEVICES" not in resources.env()  # Ray sets it
     assert resources.env()["OMP_NUM_THREADS"] == "1"
+    with pytest.raises(ConfigError, match=r"hydra.launcher.num_gpus=0.5 is more than the local Ray instance has \(0\)"):
+        TaskResources.on({"CPU": 8}, RaySettings.checked(None, 1, 0.5, 0, {}))  # would wait forever for a GPU
     for key, value in [("num_gpus", -1), ("num_gpus", 1.5), ("num_cpus", 0), ("max_retries", -1),
                        ("address", "")]:
         with pytest.raises(ConfigError, match=f"hydra.launcher.{key}={value} is not allowed"):

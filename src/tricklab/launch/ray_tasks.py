@@ -77,6 +77,14 @@ class TaskResources:
         num_gpus = settings.num_gpus
         if num_gpus is None:
             num_gpus = 1 if cluster.get("GPU", 0) >= 1 else 0
+        if settings.address is None:  # a local instance never grows: a task asking for more would wait forever
+            for key, resource, wanted in (("num_cpus", "CPU", settings.num_cpus), ("num_gpus", "GPU", num_gpus)):
+                if wanted > (has := cluster.get(resource, 0)):
+                    raise ConfigError(
+                        f"hydra.launcher.{key}={wanted} is more than the local Ray instance has ({has:g}), so no job "
+                        f"could ever start; it must be at most {has:g} (or give the instance more with "
+                        f"hydra.launcher.init.{key}, or join a cluster with hydra.launcher.address)."
+                    )
         return cls(settings.num_cpus, num_gpus, settings.max_retries)
 
     def env(self) -> dict[str, str]:
