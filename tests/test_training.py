@@ -48,12 +48,15 @@ def test_grad_norm_is_the_mean_over_the_epochs_steps_before_clipping():
 
     from tricklab.data.batches import IndexBatches
     from tricklab.module import ClassifierModule
+    from tricklab.stages import StepCallback
 
-    class RecordNorms(pl.Callback):  # its pre-hook runs before the module's, which clips
+    class RecordNorms(StepCallback):  # the gradients of the step's after_backward stage, before clipping
         def on_train_start(self, trainer, pl_module):
             self.norms = []
-            trainer.optimizers[0].register_step_pre_hook(lambda opt, *_: self.norms.append(
-                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in pl_module.parameters()])).item()))
+
+        def after_backward(self, trainer, step, model):
+            self.norms.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])
+                                                       ).item())
 
     torch.manual_seed(0)
     record = RecordNorms()

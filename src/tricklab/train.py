@@ -113,8 +113,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         record["status"] = "interrupted"
         raise
     except Exception as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}")
-        raise
+        if guard is not None and guard.check_weights(trainer, module.model):
+            # A per-step consumer (a logger, a histogram) met the NaN before the guard's check: still a divergence
+            record.update(status="diverged", diverged_at_step=guard.diverged_at_step, diverged_reason=guard.reason,
+                          error=f"{type(err).__name__}: {err}")
+        else:
+            record.update(status="failed", error=f"{type(err).__name__}: {err}")
+            raise
     finally:
         _finish_record(record, callbacks.history, trainer, prepared.started)
         if record_to_disk:
