@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from tricklab.launch.messages import JobOrder, JobOutcome, Setup
 from tricklab.launch.worker import current_device, describe, run_order, start
 
 log = logging.getLogger(__name__)
+
+# How long an address may take to accept a TCP connection before the sweep is refused.
+CONNECT_TIMEOUT_S = 10.0
 
 # address values, as the error for a bad one lists them.
 ADDRESSES = ("null (a new local Ray instance), auto (the cluster that `ray start` runs on this machine), "
@@ -102,6 +106,9 @@ def connect(settings: RaySettings) -> TaskResources:
     except ImportError as err:
         raise ConfigError(f"hydra/launcher=ray needs Ray, which is not installed ({err}); install it with "
                           f"pip install -e '.[ray]'.") from None
+    if settings.address and (why := _unreachable(settings.address)):
+        raise ConfigError(f"hydra.launcher.address={settings.address}: nothing answers there ({why}); start the "
+                          f"cluster first (ray start --head) or correct the address; it must be {ADDRESSES}.")
     if not ray.is_initialized():
         init = {key: value for key, value in settings.init.items() if value is not None}
         try:
@@ -179,6 +186,19 @@ def _job(setup: Setup, order: JobOrder, env: dict[str, str]) -> Iterator[Any]:
     os.environ.update(env)  # before torch is imported, so OpenMP and CUDA see it from the start
     yield {"device": current_device(), "pid": os.getpid(), "node": ray.util.get_node_ip_address()}
     yield run_order(order, start(setup), setup.hydra_context)
+
+
+def _unreachable(address: str) -> str | None:
+    """Why nothing answers at a ``host:port`` or ``ray://host:port`` address, or None (also for ``auto`` and for
+    forms Ray itself rejects at once): Ray would retry an address where nothing listens for minutes."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"
+    return None
 
 
 def _resource(value: Any) -> bool:
