@@ -65,6 +65,7 @@ class SweepJobs:
         """Put the outcome in the job's metrics.json (if the job could not) and in sweep.json (with ``fields``)."""
         status = job_status(order.job_dir)
         if not outcome.ok and status in (None, "running"):
+            order.job_dir.mkdir(parents=True, exist_ok=True)  # a job can fail before it starts (Ray: its node died)
             mark_failed(order.job_dir, outcome.error)
             status = "failed"
         status = status or "completed"

@@ -115,11 +115,16 @@ def connect(settings: RaySettings) -> TaskResources:
             # "local" always starts a new instance; without an address Ray would join one found on this machine.
             ray.init(address=settings.address or "local", **init)
         except (ConnectionError, ValueError, TypeError, RuntimeError) as err:
+            # Ray 2.60 reads the cluster's token by itself only for address auto; an explicit address needs it said.
+            token = (" A cluster with token authentication (Ray's default) also needs RAY_AUTH_MODE=token and its "
+                     "token (~/.ray/auth_token) on this machine when given by its address."
+                     if isinstance(err, ConnectionError) and settings.address not in (None, "auto")
+                     and "RAY_AUTH_MODE" not in os.environ else "")
             raise ConfigError(
                 f"Ray could not start or join a cluster with hydra.launcher.address={settings.address} and "
                 f"hydra.launcher.init={init} ({type(err).__name__}: {err}); address must be {ADDRESSES}; init holds "
                 f"ray.init's arguments for a new local instance (num_cpus, num_gpus, include_dashboard), to be "
-                f"left null when joining a cluster."
+                f"left null when joining a cluster.{token}"
             ) from None
     return TaskResources.on(ray.cluster_resources(), settings)
 
@@ -159,8 +164,9 @@ def run_tasks(orders: Sequence[JobOrder], setup: Setup, resources: TaskResources
         attempt = running[task]
         try:
             report = ray.get(next(task))
-        except RayTaskError as err:  # raised outside the job itself (the task function would not import, say)
-            report = attempt.failed(describe(err.cause))
+        except RayTaskError as err:  # raised outside the job (its arguments would not unpickle: tricklab missing?)
+            cause = describe(err.cause).splitlines()[0]  # Ray appends the whole traceback
+            report = attempt.failed(f"the job could not start in its Ray worker ({cause})")
         except RayError as err:  # the job's process (or its node) died
             report = attempt.failed(f"the job's Ray worker process died during the job ({type(err).__name__}: "
                                     f"{str(err).splitlines()[0]})")
