@@ -164,6 +164,29 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
             assert a.device != b.device
 
 
+def test_a_job_that_failed_before_it_started_is_recorded_in_a_folder_made_for_it(tmp_path):
+    from hydra.core.utils import JobStatus
+
+    from tricklab.launch.jobs import SweepJobs
+    from tricklab.launch.manifest import SweepManifest
+    from tricklab.launch.messages import JobOutcome
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
+                         return_hydra_config=True)
+    order = JobOrder(0, ["seed=0"], config, tmp_path / "job0")
+    jobs = SweepJobs(config, HydraContext(config_loader=None, callbacks=hydra_callbacks()))
+    jobs.manifest, jobs.orders = SweepManifest(tmp_path, ["seed=0"]), [order]  # as begin() leaves them
+    jobs.manifest.add(0, order.overrides, order.job_dir)
+    # As a Ray task whose arguments would not unpickle on its node: it never ran, so it made no folder.
+    jobs.finished(order, JobOutcome(0, False, None, "the job could not start", None, "unknown", 0.0, 1.0))
+    assert metrics_of(tmp_path / "job0")["status"] == "failed"
+    assert metrics_of(tmp_path / "job0")["error"] == "the job could not start"
+    assert read_manifest(tmp_path)["jobs"]["0"]["status"] == "failed"
+    (returned,) = jobs.end()
+    assert returned.status == JobStatus.FAILED
+
+
 # --- real multiruns ----------------------------------------------------------------------------------------
 
 def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_path, data_dir):
