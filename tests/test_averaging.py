@@ -19,7 +19,7 @@ def test_ema_metrics_sit_beside_the_unchanged_raw_metrics(run_training, tmp_path
     raw = run_training(COMMON, name="raw")
     ema = run_training([*COMMON, "averaging=ema"], name="ema")
     assert ema["test"]["test/acc"] == raw["test"]["test/acc"]  # training and the raw weights are untouched
-    assert set(ema["test"]) == {"test/loss", "test/acc", "test_ema/loss", "test_ema/acc"}
+    assert set(ema["test"]) == {f"test{tag}/{m}" for tag in ("", "_ema") for m in ("loss", "acc", "ece")}
     assert ema["test"]["test_ema/loss"] != ema["test"]["test/loss"]
     rows = list(csv.DictReader((tmp_path / "ema" / "history.csv").open()))
     assert all(float(r["val_ema/acc"]) >= 0 for r in rows)

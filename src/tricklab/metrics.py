@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
+
+from tricklab.calibration import ECE_BINS
 
 
 class EpochStats:
@@ -29,6 +32,37 @@ class EpochStats:
             return {f"{prefix}/loss": 0.0, f"{prefix}/acc": 0.0}
         return {f"{prefix}/loss": torch.stack(self.loss_sums).sum() / self.count,
                 f"{prefix}/acc": torch.stack(self.correct).sum() / self.count}
+
+
+class EvalMetrics:
+    """An evaluation epoch's loss (the mean NLL −log p(y|x), sample-weighted), accuracy and expected calibration
+    error (``tricklab.calibration``), accumulated by torchmetrics (which also syncs them across processes)."""
+
+    def __init__(self) -> None:
+        # Made at the first batch, which tells the number of classes and the device.
+        self.metrics: torch.nn.ModuleDict | None = None
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        if self.metrics is None:
+            self.metrics = _eval_metrics(logits.shape[1]).to(logits.device)
+        loss = F.cross_entropy(logits.float(), targets)
+        self.metrics["loss"].update(loss, weight=len(targets))
+        self.metrics["acc"].update(logits, targets)
+        self.metrics["ece"].update(logits.float().softmax(1), targets)
+
+    def compute(self, prefix: str) -> dict[str, torch.Tensor | float]:
+        """``<prefix>/loss``, ``<prefix>/acc``, ``<prefix>/ece`` (plain zeros before any batch)."""
+        if self.metrics is None:
+            return {f"{prefix}/{name}": 0.0 for name in ("loss", "acc", "ece")}
+        return {f"{prefix}/{name}": metric.compute() for name, metric in self.metrics.items()}
+
+
+def _eval_metrics(num_classes: int) -> torch.nn.ModuleDict:
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+
+    return torch.nn.ModuleDict({"loss": MeanMetric(), "acc": MulticlassAccuracy(num_classes, average="micro"),
+                       "ece": MulticlassCalibrationError(num_classes, n_bins=ECE_BINS, norm="l1")})
 
 
 def log_epoch(trainer: pl.Trainer, metrics: dict[str, torch.Tensor | float], prog_bar: bool = False) -> None:

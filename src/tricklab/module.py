@@ -18,8 +18,8 @@ from torch import nn
 
 from tricklab.data.batches import Batch, StepBatches, minibatches
 from tricklab.internals import count_optimizer_step
-from tricklab.metrics import EpochStats, log_epoch, steps_per_epoch
-from tricklab.stages import CallSteps, StepCallback
+from tricklab.metrics import EpochStats, EvalMetrics, log_epoch, steps_per_epoch
+from tricklab.stages import CallSteps, StageHooks
 from tricklab.tricks.clip import build_clip, grad_norm, needs_norm
 from tricklab.tricks.optim import build_optimizer
 from tricklab.tricks.regularization import build_penalty
@@ -50,11 +50,15 @@ class ClassifierModule(pl.LightningModule):
         self.clip = build_clip(clip)
         self.norms_needed = track_grad_norm or needs_norm(clip)
         self.schedule: Schedule | None = None
-        self.stats = {"train": EpochStats(), "val": EpochStats(), "test": EpochStats()}
+        self.stats = {"train": EpochStats(), "val": EvalMetrics(), "test": EvalMetrics()}
         self.epoch_grad_norms: list[torch.Tensor] = []  # each training call's (S,) ‖g‖₂
-        self.step_callbacks: list[StepCallback] = []
+        self.grads_needed = self.norms_needed or self.clip is not None
+        # Set when training starts:
+        self.hooks = StageHooks()  # the callbacks' stages
         self.lightning_optimizer: Any = None  # Lightning's wrapper of the optimizer (it counts steps)
+        self.torch_optimizer: torch.optim.Optimizer | None = None
         self.params: list[nn.Parameter] = []  # the optimizer's parameters
+        self.scaler: torch.amp.GradScaler | None = None  # 16-mixed precision's gradient scaler
         self.plain_steps = False  # one device, no gradient scaler: torch's own backward and step
         self.validated_epoch = -1  # the last epoch that ran validation
 
@@ -63,10 +67,11 @@ class ClassifierModule(pl.LightningModule):
 
     def training_step(self, batch: StepBatches | Batch, batch_idx: int) -> None:
         """One optimizer step per minibatch; the call's metrics are reduced once, after its last step."""
-        first_step = self.trainer.global_step
+        trainer = self.trainer
+        first_step = trainer.global_step
         losses, logits, targets, norms = [], [], [], []
-        for x, y in minibatches(batch):
-            loss, step_logits, norm = self.optimizer_step_on(x, y)
+        for i, (x, y) in enumerate(minibatches(batch)):
+            loss, step_logits, norm = self.optimizer_step_on(trainer, first_step + i, x, y)
             losses.append(loss)
             logits.append(step_logits)
             targets.append(y)
@@ -76,28 +81,29 @@ class ClassifierModule(pl.LightningModule):
         self.stats["train"].add(losses, logits, targets)
         if steps.grad_norms is not None:
             self.epoch_grad_norms.append(steps.grad_norms)
-        for callback in self.step_callbacks:
-            callback.after_steps(self.trainer, steps)
+        for hook in self.hooks.after_steps:
+            hook(trainer, steps)                                           # divergence guard, diagnostics' rows
 
-    def optimizer_step_on(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                          torch.Tensor | None]:
-        """One optimizer step on the minibatch (x, y); returns its loss, logits and ‖g‖₂ (None unless needed)."""
-        trainer, model, step, callbacks = self.trainer, self.model, self.trainer.global_step, self.step_callbacks
-        for callback in callbacks:
-            callback.before_forward(trainer, step, model)                  # diagnostics: watch activations
+    def optimizer_step_on(self, trainer: pl.Trainer, step: int, x: torch.Tensor, y: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Optimizer step ``step`` (0-based) on the minibatch (x, y); returns its loss, logits and ‖g‖₂ before
+        clipping (None unless needed)."""
+        model, hooks = self.model, self.hooks
+        for hook in hooks.before_forward:
+            hook(trainer, step, model)                                     # diagnostics: watch activations
         logits = model(x)                                                  # forward
         loss = F.cross_entropy(logits, y)                                  # loss
         objective = loss if self.penalty is None else loss + self.penalty(model)  # + λ₁Σ|w| + λ₂/2·Σw²
         self.compute_gradients(objective)                                  # g = ∂objective/∂θ
-        grads = [p.grad for p in self.params if p.grad is not None]
+        grads = [p.grad for p in self.params if p.grad is not None] if self.grads_needed else []
         norm = grad_norm(grads) if self.norms_needed and grads else None   # ‖g‖₂ before clipping
-        for callback in callbacks:
-            callback.after_backward(trainer, step, model)                  # diagnostics: ‖∂L/∂W_l‖, W_l kept
+        for hook in hooks.after_backward:
+            hook(trainer, step, model)                                     # diagnostics: ‖∂L/∂W_l‖, W_l kept
         if self.clip is not None and grads:
-            self.clip(grads, norm)                                         # clip by norm or value
+            self.clip(grads, norm)                                         # clip by norm or by value
         self.apply_update()                                                # θ ← optimizer(θ, g); step counted
-        for callback in callbacks:
-            callback.after_update(trainer, step, model)                    # averaging; update ratios
+        for hook in hooks.after_update:
+            hook(trainer, step, model)                                     # EMA/SWA; update ratios
         if self.schedule is not None:
             self.schedule.after_optimizer_step()                           # per-step schedules
         return loss.detach(), logits.detach(), norm
@@ -105,39 +111,39 @@ class ClassifierModule(pl.LightningModule):
     def compute_gradients(self, objective: torch.Tensor) -> None:
         """Fresh gradients of ``objective``; under a gradient scaler (16-mixed) unscaled, so that norms, clipping
         and callbacks see the true gradients. DDP syncs them in Lightning's ``manual_backward``."""
-        optimizer = self.lightning_optimizer.optimizer
-        optimizer.zero_grad(set_to_none=True)
+        self.torch_optimizer.zero_grad(set_to_none=True)
         if self.plain_steps:
             objective.backward()
             return
         self.manual_backward(objective)
-        scaler = self._scaler()
-        if scaler is not None:
-            scaler.unscale_(optimizer)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.torch_optimizer)
 
     def apply_update(self) -> None:
         """The optimizer's update, counted in ``trainer.global_step``; the gradient scaler skips the update of a
         step whose gradients are not finite."""
-        optimizer, scaler = self.lightning_optimizer.optimizer, self._scaler()
-        if scaler is None:
-            count_optimizer_step(self.lightning_optimizer, optimizer.step)
+        if self.scaler is None:
+            count_optimizer_step(self.lightning_optimizer, self.torch_optimizer.step)
         else:
-            count_optimizer_step(self.lightning_optimizer, lambda: (scaler.step(optimizer), scaler.update()))
+            count_optimizer_step(self.lightning_optimizer, self._scaled_update)
 
-    def _scaler(self) -> torch.amp.GradScaler | None:
-        return getattr(self.trainer.precision_plugin, "scaler", None)
+    def _scaled_update(self) -> None:
+        self.scaler.step(self.torch_optimizer)
+        self.scaler.update()
 
     def on_train_start(self) -> None:
         trainer = self.trainer
-        self.plain_steps = type(trainer.strategy) is SingleDeviceStrategy and self._scaler() is None
+        self.scaler = getattr(trainer.precision_plugin, "scaler", None)
+        self.plain_steps = type(trainer.strategy) is SingleDeviceStrategy and self.scaler is None
         self.lightning_optimizer = self.optimizers()
-        self.params = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
-        self.step_callbacks = [c for c in trainer.callbacks if isinstance(c, StepCallback)]
+        self.torch_optimizer = self.lightning_optimizer.optimizer
+        self.params = [p for group in self.torch_optimizer.param_groups for p in group["params"]]
+        self.hooks = StageHooks.of(trainer.callbacks)
 
     def _eval_step(self, batch: Batch, split: str) -> torch.Tensor:
         x, y = batch
         logits = self.model(x)
-        self.stats[split].add([F.cross_entropy(logits, y)], [logits], [y])
+        self.stats[split].add(logits, y)
         return logits
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -157,13 +163,13 @@ class ClassifierModule(pl.LightningModule):
         metrics = self.stats["train"].compute("train")
         metrics["lr"] = float(self.epoch_lr)
         if self.epoch_grad_norms:
-            metrics["grad_norm"] = _mean_of_taken_steps(torch.cat(self.epoch_grad_norms), self._scaler())
+            metrics["grad_norm"] = _mean_of_taken_steps(torch.cat(self.epoch_grad_norms), self.scaler)
         log_epoch(self.trainer, metrics)
         if self.schedule is not None:
             self.schedule.after_epoch(self.trainer.callback_metrics, self.validated_epoch == self.current_epoch)
 
     def on_validation_epoch_start(self) -> None:
-        self.stats["val"] = EpochStats()
+        self.stats["val"] = EvalMetrics()
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
@@ -171,7 +177,7 @@ class ClassifierModule(pl.LightningModule):
             self.validated_epoch = self.current_epoch
 
     def on_test_epoch_start(self) -> None:
-        self.stats["test"] = EpochStats()
+        self.stats["test"] = EvalMetrics()
 
     def on_test_epoch_end(self) -> None:
         log_epoch(self.trainer, self.stats["test"].compute("test"))

@@ -7,7 +7,9 @@ the 0-based index of the optimizer step (``trainer.global_step`` before the step
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -42,3 +44,27 @@ class StepCallback(Callback):
 
     def after_steps(self, trainer: pl.Trainer, steps: CallSteps) -> None:
         """After the last step of a ``training_step`` call: once per call, where a host sync is affordable."""
+
+
+STAGES = ("before_forward", "after_backward", "after_update", "after_steps")
+
+
+@dataclass
+class StageHooks:
+    """For each stage, the bound methods of the callbacks that override it, in the order the callbacks were given
+    (a stage nobody plugs into costs the step an empty loop)."""
+
+    before_forward: list[Callable[..., Any]] = field(default_factory=list)
+    after_backward: list[Callable[..., Any]] = field(default_factory=list)
+    after_update: list[Callable[..., Any]] = field(default_factory=list)
+    after_steps: list[Callable[..., Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, callbacks: list[Any]) -> StageHooks:
+        hooks = cls()
+        for callback in callbacks:
+            if isinstance(callback, StepCallback):
+                for stage in STAGES:
+                    if getattr(type(callback), stage) is not getattr(StepCallback, stage):
+                        getattr(hooks, stage).append(getattr(callback, stage))
+        return hooks

@@ -1,7 +1,8 @@
 """A sweep on disk: its runs (every folder below it holding a metrics.json), grouped into configs.
 
 A config = the runs whose overrides are equal once ``seed=`` is left out; the swept factors are the override keys
-that take more than one value across the sweep. Reads plain files only (JSON, CSV, NPZ): no torch import.
+that take more than one value across the sweep. Reads plain files only (JSON, CSV, NPZ); torch is imported only
+for an ensemble's calibration error.
 """
 
 from __future__ import annotations
@@ -95,14 +96,23 @@ class Config:
         return values[np.isfinite(values)]
 
     def ensemble(self) -> dict[str, float] | None:
-        """Accuracy and NLL of p̄ = mean of the completed runs' test probabilities (None under two members)."""
+        """Accuracy, NLL and expected calibration error of p̄ = mean of the completed runs' test probabilities
+        (None under two members)."""
         loaded = [p for p in (r.predictions() for r in self.completed) if p is not None]
         if len(loaded) < 2 or any(not np.array_equal(labels, loaded[0][1]) for _, labels in loaded):
             return None
         probs, labels = np.mean([p for p, _ in loaded], axis=0), loaded[0][1]
         picked = np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)
         return {"members": len(loaded), "test/acc": float((probs.argmax(1) == labels).mean()),
-                "test/loss": float(-np.log(picked).mean())}
+                "test/loss": float(-np.log(picked).mean()), "test/ece": _ece(probs, labels)}
+
+
+def _ece(probs: np.ndarray, labels: np.ndarray) -> float:
+    import torch
+
+    from tricklab.calibration import expected_calibration_error
+
+    return expected_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels).long())
 
 
 @dataclass

@@ -215,9 +215,9 @@ def _run_name(ctx: RunContext) -> str:
 
 def _cheap_cuda_checks() -> None:
     """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork-safe CUDA checks); while CUDA is uninitialised, every
-    ``torch.cuda.is_available()`` then loads NVML anew, and torch's optimizers ask once a step: ~0.2 ms a step
-    on a machine without a GPU. With no GPU there is no CUDA state a fork could break, so torch may ask the CUDA
-    runtime instead (cached)."""
+    ``torch.cuda.is_available()`` then loads NVML anew, and torch's optimizers ask once a step (a measurable share
+    of a small net's step: benchmarks/README.md). With no GPU there is no CUDA state a fork could break, so torch
+    may ask the CUDA runtime instead (cached)."""
     import torch
 
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:

@@ -46,7 +46,7 @@ def build_callbacks(
     """History, test predictions, divergence guard, weight averaging, per-layer diagnostics, checkpoints
     (best + last), early stopping, summary and progress bar."""
     average = build_averaging(averaging) if averaging is not None else None
-    extra = tuple(f"val_{average.tag}/{m}" for m in ("loss", "acc")) if average else ()
+    extra = tuple(f"val_{average.tag}/{m}" for m in ("loss", "acc", "ece")) if average else ()
     callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE, extra), averaging=average)
     callbacks.others.append(TestPredictions(run_dir / PREDICTIONS_FILE))
     if diagnostics is not None and diagnostics.enabled:

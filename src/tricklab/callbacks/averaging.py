@@ -7,16 +7,17 @@ batches, and logged as ``val_<tag>/*`` and ``test_<tag>/*``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
+from tricklab.choices import pick
 from tricklab.data.batches import minibatches
-from tricklab.metrics import EpochStats, log_epoch, steps_per_epoch
+from tricklab.metrics import EvalMetrics, log_epoch, steps_per_epoch
 from tricklab.stages import StepCallback
 
 AVERAGED_STATE = "averaged_model_state"
@@ -33,7 +34,7 @@ class AveragedEvaluation(StepCallback):
     def __init__(self, tag: str, refresh_bn: bool = False, **kwargs: Any) -> None:
         self.tag, self.refresh_bn, self.kwargs = tag, refresh_bn, kwargs
         self.average: AveragedModel | None = None
-        self.stats = EpochStats()
+        self.stats = EvalMetrics()
         self._bn_fresh_at = -1  # the update count θ̄ had when its batch-norm statistics were last recomputed
 
     def should_update(self, step: int) -> bool:
@@ -56,7 +57,7 @@ class AveragedEvaluation(StepCallback):
         return self.average is not None and int(self.average.n_averaged) > 0
 
     def _prepare(self, trainer: pl.Trainer) -> None:
-        self.stats = EpochStats()
+        self.stats = EvalMetrics()
         count = int(self.average.n_averaged)
         if self.refresh_bn and self._bn_fresh_at != count:
             loader = trainer.datamodule.train_dataloader() if trainer.datamodule else trainer.train_dataloader
@@ -69,7 +70,7 @@ class AveragedEvaluation(StepCallback):
     def _evaluate_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
         logits = self.average.module(x)
-        self.stats.add([F.cross_entropy(logits, y)], [logits], [y])
+        self.stats.add(logits, y)
 
     def _log(self, trainer: pl.Trainer, split: str) -> None:
         log_epoch(trainer, self.stats.compute(f"{split}_{self.tag}"))
@@ -146,10 +147,13 @@ class SWAEvaluation(AveragedEvaluation):
         return last == 0 and epoch - 1 >= self.start_epoch
 
 
+AVERAGING: dict[str, Callable[[dict[str, Any]], AveragedEvaluation | None]] = {
+    "none": lambda cfg: None,
+    "ema": lambda cfg: EMAEvaluation(cfg["decay"], cfg.get("start_step", 0)),
+    "swa": lambda cfg: SWAEvaluation(cfg["start_fraction"]),
+}
+
+
 def build_averaging(cfg: dict[str, Any]) -> AveragedEvaluation | None:
     """The averaging callback for ``averaging=<name>`` (none: no callback)."""
-    if cfg["name"] == "ema":
-        return EMAEvaluation(cfg["decay"], cfg.get("start_step", 0))
-    if cfg["name"] == "swa":
-        return SWAEvaluation(cfg["start_fraction"])
-    return None
+    return pick(AVERAGING, "averaging", cfg["name"])(cfg)

@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm", "time_s")
+COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "lr", "grad_norm", "time_s")
 
 
 class HistoryWriter(Checkpoint):

@@ -18,6 +18,7 @@ from tricklab.models.layers import LayerKit
 from tricklab.models.mlp import build_mlp
 from tricklab.models.plain_deep import build_plain_deep
 from tricklab.models.resnet import build_resnet
+from tricklab.models.rnn import build_rnn
 from tricklab.models.torchvision_models import build_torchvision
 from tricklab.tricks.init import apply_init
 from tricklab.tricks.norm import apply_weight_norm
@@ -29,6 +30,7 @@ ARCHITECTURES: dict[str, Builder] = {
     "resnet": build_resnet,
     "inception": build_inception,
     "plain_deep": build_plain_deep,
+    "rnn": build_rnn,
     "torchvision": build_torchvision,
 }
 

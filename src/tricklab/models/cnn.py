@@ -1,5 +1,7 @@
 """The classic small CNN: [conv -> norm -> act -> maxpool] per entry of ``channels`` -> dropout
--> flatten -> dense -> norm -> act -> dropout -> classifier. Conv1d for signals, Conv2d for images."""
+-> flatten -> dense -> norm -> act -> dropout -> classifier (``hidden: null`` leaves out the dense layer, as the
+Keras dropout notebook's conv32-pool-conv64-pool-flatten-dropout-dense(10) does). Conv1d for signals, Conv2d
+for images."""
 
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ def build_cnn(cfg: dict[str, Any], kit: LayerKit, input_shape: tuple[int, ...], 
         layers += [*kit.block(dims, n_in, n_out, cfg["kernel_size"]), MAX_POOL[dims](2)]
         n_in = n_out
     layers += [kit.dropout(dims), nn.Flatten()]
-    layers += [*kit.block(0, n_in * math.prod(positions), cfg["hidden"]), kit.dropout(0)]
-    layers.append(nn.Linear(cfg["hidden"], num_classes))
+    features = n_in * math.prod(positions)
+    if cfg.get("hidden"):
+        layers += [*kit.block(0, features, cfg["hidden"]), kit.dropout(0)]
+        features = cfg["hidden"]
+    layers.append(nn.Linear(features, num_classes))
     return sequential(*layers)
