@@ -28,10 +28,12 @@ def compose_config(overrides: list[str], output_dir: Path, data_dir: Path) -> Di
 
 
 
-def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict | None = None):
-    """``python train.py args`` in a subprocess; returns the CompletedProcess (text output)."""
+def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, env: dict | None = None,
+            script: list[str] | None = None):
+    """``python train.py args`` (or ``python <script> args``) in a subprocess; returns the CompletedProcess
+    (text output)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "train.py"), *args],
+        [sys.executable, *(script or [str(PROJECT_ROOT / "train.py")]), *args],
         cwd=cwd or PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
     )

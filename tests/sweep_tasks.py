@@ -1,17 +1,26 @@
-"""A Hydra task function for testing the worker pool without training: it reports the GPU its worker owns.
+"""Hydra task functions for testing launchers: one reports the GPU its worker owns, one trains unless its job is
+the one that dies.
 
-Workers import it by name (``sweep_tasks.report_gpu``), so tests put this folder on the workers' PYTHONPATH.
+Job processes import them by name (``sweep_tasks.report_gpu``), so tests put this folder on their PYTHONPATH.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import time
+from pathlib import Path
 
+import hydra
 from omegaconf import DictConfig
 
+from tricklab import train  # registers tricklab's resolvers, which the config needs
+from tricklab.config import CONF_DIR
+
 CRASHING_SEED = 13
+# In the folder of the job that dies: one line (its pid) per process that started it.
+ATTEMPTS = "attempts.txt"
 
 
 def report_gpu(cfg: DictConfig) -> str:
@@ -21,3 +30,19 @@ def report_gpu(cfg: DictConfig) -> str:
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(0.5)
     return os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+def train_or_die(cfg: DictConfig) -> float | None:
+    """``train.py``'s task, except that the job with seed CRASHING_SEED notes its pid in its folder's ATTEMPTS file
+    and kills its own process (as the OOM killer would): how many processes ran it is then on disk."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if cfg.seed == CRASHING_SEED:
+        with (Path(HydraConfig.get().runtime.output_dir) / ATTEMPTS).open("a") as attempts:
+            attempts.write(f"{os.getpid()}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return inspect.unwrap(train.main)(cfg)
+
+
+# ``python -c "import sweep_tasks; sweep_tasks.main()" <overrides>``: train.py with train_or_die as its task.
+main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(train_or_die)

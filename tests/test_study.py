@@ -72,6 +72,7 @@ def test_each_metric_form_reads_what_it_says(tmp_path):
     assert metric_value(run, "auc/val/acc") == pytest.approx(1.25 / 3)
     assert metric_value(run, "max/train/loss") == pytest.approx(0.8)
     assert metric_value(run, "layer_ratio/act_std") == 0.25  # last over first layer, at the first step
+    assert metric_value(run, "layer_spread/act_std") == pytest.approx(math.log(4))
 
 
 def test_claims_are_judged_and_an_all_diverged_arm_is_reported_not_averaged(tmp_path):

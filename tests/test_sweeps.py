@@ -119,6 +119,7 @@ def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
     (["resume=/no/such/sweep"], "resume=/no/such/sweep is not an existing folder"),
     (["hydra/launcher=local", "hydra.launcher.gpus=[0,1]", "hydra.launcher.workers=3"], "at most 2"),
     (["hydra/launcher=local", "logger=none,csv"], "would share the folder"),
+    (["hydra/launcher=ray", "hydra.launcher.num_gpus=-1"], "hydra.launcher.num_gpus=-1 is not allowed"),
 ])
 def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says):
     result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0", *overrides])
@@ -161,6 +162,29 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
     for a, b in combinations(outcomes.values(), 2):
         if a.started < b.ended and b.started < a.ended:  # ran at the same time
             assert a.device != b.device
+
+
+def test_a_job_that_failed_before_it_started_is_recorded_in_a_folder_made_for_it(tmp_path):
+    from hydra.core.utils import JobStatus
+
+    from tricklab.launch.jobs import SweepJobs
+    from tricklab.launch.manifest import SweepManifest
+    from tricklab.launch.messages import JobOutcome
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
+                         return_hydra_config=True)
+    order = JobOrder(0, ["seed=0"], config, tmp_path / "job0")
+    jobs = SweepJobs(config, HydraContext(config_loader=None, callbacks=hydra_callbacks()))
+    jobs.manifest, jobs.orders = SweepManifest(tmp_path, ["seed=0"]), [order]  # as begin() leaves them
+    jobs.manifest.add(0, order.overrides, order.job_dir)
+    # As a Ray task whose arguments would not unpickle on its node: it never ran, so it made no folder.
+    jobs.finished(order, JobOutcome(0, False, None, "the job could not start", None, "unknown", 0.0, 1.0))
+    assert metrics_of(tmp_path / "job0")["status"] == "failed"
+    assert metrics_of(tmp_path / "job0")["error"] == "the job could not start"
+    assert read_manifest(tmp_path)["jobs"]["job0"]["status"] == "failed"  # keyed by job folder
+    (returned,) = jobs.end()
+    assert returned.status == JobStatus.FAILED
 
 
 # --- real multiruns ----------------------------------------------------------------------------------------
@@ -285,16 +309,80 @@ def test_slurm_launcher_runs_a_two_job_array_on_a_local_slurm(tmp_path, data_dir
 
 
 @pytest.mark.slow
-def test_ray_launcher_runs_a_two_job_sweep_on_a_local_ray(tmp_path, data_dir):
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
-    result = run_cli(sweep_args(tmp_path, data_dir, "seed=0,1", "logger=wandb", "logger.mode=offline",
-                                "hydra.launcher.ray.remote.num_gpus=0", launcher="ray"))  # CPU-only Ray here
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_ray_launcher_runs_jobs_as_ray_tasks_isolates_a_dead_one_and_resumes(tmp_path, data_dir):
+    pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+    from sweep_tasks import ATTEMPTS, CRASHING_SEED
+
+    # A local Ray instance with 2 CPUs, 1 CPU a job: 4 jobs, two at a time; the job with CRASHING_SEED kills its
+    # own process. Job processes import sweep_tasks (the task function) from the tests folder. Ray's memory monitor
+    # is off: it kills tasks when the machine's memory is 95% used, which on a shared test machine is others' doing.
+    args = sweep_args(tmp_path, data_dir, f"seed=0,1,2,{CRASHING_SEED}", "logger=wandb", "logger.mode=offline",
+                      "hydra.launcher.init.num_cpus=2", "hydra.launcher.init.include_dashboard=false",
+                      launcher="ray", epochs=1)
+    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]),
+           "RAY_memory_monitor_refresh_ms": "0"}
+    script = ["-c", "import sweep_tasks; sweep_tasks.main()"]
+    result = run_cli(args, env=env, script=script)
+    assert result.returncode == 1, result.stderr[-3000:]  # a job failed: the sweep says so, after running all
+    assert "4 jobs, 3 completed, 0 diverged, 1 failed" in result.stdout
     sweep = only_sweep_dir(tmp_path)
-    job_dirs = [d for d in sweep.iterdir() if d.is_dir()]
-    assert sorted(d.name for d in job_dirs) == [f"data.subset=300,seed={s},trainer.max_epochs=2" for s in (0, 1)]
-    assert all(metrics_of(d)["status"] == "completed" for d in job_dirs)
-    assert {read_run(f).group for d in job_dirs for f in find_run_files(d)} == {sweep.name}
+    job = "data.subset=300,seed={},trainer.max_epochs=1".format
+    dead, done = job(CRASHING_SEED), {job(s) for s in (0, 1, 2)}
+    assert {d.name for d in sweep.iterdir() if d.is_dir()} == {dead, *done}
+    assert {name: metrics_of(sweep / name)["status"] for name in done} == dict.fromkeys(done, "completed")
+    assert metrics_of(sweep / dead)["status"] == "failed" and "died" in metrics_of(sweep / dead)["error"]
+    assert len((sweep / dead / ATTEMPTS).read_text().splitlines()) == 1  # Ray did not run it again
+    jobs = {j["dir"]: j for j in read_manifest(sweep)["jobs"].values()}
+    assert jobs[dead]["status"] == "failed" and jobs[dead]["retries"] == 0
+    assert all(jobs[name]["device"] == "cpu" and jobs[name]["retries"] == 0 for name in done)
+    pids = [jobs[name]["pid"] for name in done] + [int((sweep / dead / ATTEMPTS).read_text())]
+    assert len(set(pids)) == 4  # every job in a fresh process
+    runs = [read_run(f) for name in done for f in find_run_files(sweep / name)]
+    assert len({run.run_id for run in runs}) == 3 and {run.group for run in runs} == {sweep.name}
+    assert sorted(run.config["overrides"] for run in runs) == sorted(metrics_of(sweep / n)["overrides"] for n in done)
+
+    # Resumed, asking for one retry: the completed jobs are skipped (their records untouched); the dead job is
+    # run again, dies, is retried once, dies again, and both deaths are in the manifest.
+    before = {name: (sweep / name / "metrics.json").read_text() for name in done}
+    resumed = run_cli([*args, f"resume={sweep}", "hydra.launcher.max_retries=1"], env=env, script=script)
+    assert resumed.returncode == 1, resumed.stderr[-3000:]
+    assert "4 jobs, 3 completed (3 skipped: completed earlier), 0 diverged, 1 failed" in resumed.stdout
+    assert {name: (sweep / name / "metrics.json").read_text() for name in done} == before
+    manifest = read_manifest(sweep)
+    jobs = {j["dir"]: j for j in manifest["jobs"].values()}
+    assert {name for name, j in jobs.items() if j.get("skipped")} == done and len(manifest["launches"]) == 2
+    assert jobs[dead]["retries"] == 1 and "died" in jobs[dead]["retry_errors"][0]
+    assert len((sweep / dead / ATTEMPTS).read_text().splitlines()) == 3
+
+
+def test_ray_settings_are_checked_and_jobs_get_a_gpu_where_there_is_one():
+    from tricklab.launch.ray_tasks import RaySettings, TaskResources
+
+    settings = RaySettings.checked(address=None, num_cpus=2, num_gpus=None, max_retries=0, init={})
+    assert TaskResources.on({"CPU": 8, "GPU": 4}, settings).num_gpus == 1
+    assert TaskResources.on({"CPU": 8}, settings).num_gpus == 0
+    cpu_job = TaskResources.on({"CPU": 8}, settings).env()
+    assert cpu_job["CUDA_VISIBLE_DEVICES"] == "" and cpu_job["OMP_NUM_THREADS"] == "2"  # threads = CPU share
+    shared = RaySettings.checked(address="auto", num_cpus=0.5, num_gpus=0.25, max_retries=1, init={})
+    resources = TaskResources.on({"CPU": 1, "GPU": 1}, shared)
+    assert resources.num_gpus == 0.25 and "CUDA_VISIBLE_DEVICES" not in resources.env()  # Ray sets it
+    assert resources.env()["OMP_NUM_THREADS"] == "1"
+    with pytest.raises(ConfigError, match=r"hydra.launcher.num_gpus=0.5 is more than the local Ray instance has \(0\)"):
+        TaskResources.on({"CPU": 8}, RaySettings.checked(None, 1, 0.5, 0, {}))  # would wait forever for a GPU
+    for key, value in [("num_gpus", -1), ("num_gpus", 1.5), ("num_cpus", 0), ("max_retries", -1),
+                       ("address", "")]:
+        with pytest.raises(ConfigError, match=f"hydra.launcher.{key}={value} is not allowed"):
+            RaySettings.checked(**{**vars(settings), key: value})
+
+
+@pytest.mark.parametrize("address", ["bogus", "127.0.0.1:1"])  # not an address; nothing listens there
+def test_an_address_ray_cannot_use_is_a_one_paragraph_error(tmp_path, address):
+    pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+    result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0", "hydra/launcher=ray",
+                      f"hydra.launcher.address={address}"], timeout=60)
+    assert result.returncode == 2
+    assert f"hydra.launcher.address={address}" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("multirun/*/*/metrics.json"))  # no job ran
 
 
 def composed_hydra(*overrides: str) -> dict:
@@ -317,10 +405,11 @@ def test_slurm_config_gives_each_task_a_gpu_and_requeues():
     assert launcher["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
 
 
-def test_ray_config_gives_each_job_a_gpu_and_a_fresh_process():
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install -e '.[ray]'")
-    remote = composed_hydra("hydra/launcher=ray")["launcher"]["ray"]["remote"]
-    assert (remote["num_gpus"], remote["max_calls"]) == (1, 1)
+def test_ray_config_composes_with_ray_off_by_default():
+    launcher = composed_hydra("hydra/launcher=ray")["launcher"]
+    assert launcher == {"_target_": "hydra_plugins.tricklab_ray_launcher.ray_launcher.RayLauncher", "address": None,
+                        "num_cpus": 1, "num_gpus": None, "max_retries": 0,
+                        "init": {"num_cpus": None, "num_gpus": None, "include_dashboard": None}}
 
 
 def test_optuna_search_space_composes():

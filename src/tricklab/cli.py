@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
     report.add_argument("--project", default="tricklab", help="W&B project (default: tricklab)")
     report.add_argument("--group", default=None, help="W&B group (default: the sweep folder's name, as for its runs)")
+    report.add_argument("--page", type=Path, default=None, metavar="DIR",
+                        help="also write the study's page and its plots to DIR (docs/studies) and update its index")
     study = commands.add_parser(
         "study", help="list the studies, or run one (in parallel, resumable) and report its Findings",
         description="tricklab study list: every study with its question and claims. tricklab study NAME "
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from tricklab.report import make_report
 
-            make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group)
+            make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group, page=args.page)
         elif args.command == "study" and args.name == "list":
             from tricklab.studies import list_studies
 

@@ -13,6 +13,7 @@ that diverges more often is the worse one).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,9 @@ class Comparison:
             return cls(arm, baseline, math.nan, (math.nan, math.nan), p, by_divergence=True)
         if arm.n < 2 or baseline.n < 2:
             return cls(arm, baseline, arm.mean - baseline.mean, (math.nan, math.nan), math.nan)
-        result = stats.ttest_ind(arm.values, baseline.values, equal_var=False)
+        with warnings.catch_warnings():  # seeds that agree to the last digit: scipy warns, the p-value says it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = stats.ttest_ind(arm.values, baseline.values, equal_var=False)
         low, high = result.confidence_interval(CONFIDENCE)
         return cls(arm, baseline, arm.mean - baseline.mean, (float(low), float(high)), float(result.pvalue))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tricklab.errors import DataError
 from tricklab.summary import RANK_BY, ConfigSummary, Report, Stat
 from tricklab.sweep import Sweep, load_sweep
 
@@ -150,8 +151,10 @@ def log_to_wandb(report: Report, project: str, group: str | None) -> None:
     run.finish()
 
 
-def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", group: str | None = None) -> Report:
-    """Summarise the runs below ``root``, draw the plots, write report.md there, print the table."""
+def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", group: str | None = None,
+                page: Path | None = None) -> Report:
+    """Summarise the runs below ``root``, draw the plots, write report.md there, print the table; with ``page``
+    (a folder), also write the study's page there (a study's runs only)."""
     from tricklab.plots import draw_all
     from tricklab.study import assess
     from tricklab.study_page import study_of
@@ -164,6 +167,13 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
     (Path(root) / REPORT_FILE).write_text(markdown(report))
     print_table(report)
     print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.plots)])} in {root}")
+    if page is not None:
+        if study is None:
+            raise DataError(f"--page writes a study's page, but the runs in {root} were not launched as a study "
+                            f"(their saved config has no study block); tricklab study list shows the studies.")
+        from tricklab.study_page import write_page
+
+        print(f"wrote {write_page(report, study, Path(page))}")
     if to_wandb:
         log_to_wandb(report, project, group)
     return report

@@ -47,6 +47,7 @@ METRIC_FORMS = {
     r"max/[\w/]+": "the largest value of a history column (max/grad_norm)",
     r"layer_ratio/\w+": "last layer's over first layer's value of a layers.csv column at the first diagnosed step"
                         " (layer_ratio/act_std)",
+    r"layer_spread/\w+": "|ln| of that ratio: 0 when the last layer keeps the first one's scale (layer_spread/act_std)",
 }
 DIRECTIONS = ("higher", "lower")
 EXPECTATIONS = ("better", "worse")
@@ -133,6 +134,9 @@ def metric_value(run: Run, spec: str) -> float:
     kind, _, rest = spec.partition("/")
     if kind == "layer_ratio":
         return _layer_ratio(run, rest)
+    if kind == "layer_spread":
+        ratio = _layer_ratio(run, rest)
+        return abs(math.log(ratio)) if ratio > 0 else math.inf
     if kind == "epochs_to":
         column, op, threshold = re.fullmatch(r"([\w/]+)(>=|<=)(.+)", rest).groups()
         reached = [row["epoch"] for row in history if _reaches(row.get(column, math.nan), op, float(threshold))]

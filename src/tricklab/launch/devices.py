@@ -25,14 +25,17 @@ class Slot:
 
     def env(self) -> dict[str, str]:
         """The environment a worker process starts with."""
-        threads = str(len(self.cores))
-        return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpus), "OMP_NUM_THREADS": threads,
-                "MKL_NUM_THREADS": threads, "OMP_WAIT_POLICY": "PASSIVE"}
+        return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpus), **thread_env(len(self.cores))}
 
     @property
     def device(self) -> str:
         """How the manifest names the slot's device: ``cuda:<id>`` or ``cpu``."""
         return f"cuda:{','.join(self.gpus)}" if self.gpus else "cpu"
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that holds OpenMP and MKL to ``threads`` threads, idle ones asleep."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def plan_slots(workers: int | None, gpus: Sequence[str], cores: Sequence[int]) -> list[Slot]:

@@ -37,11 +37,7 @@ def main(argv: list[str]) -> None:
     if argv[2]:
         os.sched_setaffinity(0, [int(c) for c in argv[2].split(",")])
     setup: Setup = conn.recv()
-    task = load_task(setup.task_module, setup.task_name)
-    from hydra.core.utils import JobRuntime, setup_globals
-
-    setup_globals()
-    JobRuntime.instance().set("name", setup.job_name)
+    task = start(setup)
     while True:
         try:
             order: JobOrder = conn.recv()
@@ -51,6 +47,16 @@ def main(argv: list[str]) -> None:
             conn.send(run_order(order, task, setup.hydra_context))
         except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):  # the sweep is gone or stopped
             return
+
+
+def start(setup: Setup):
+    """The task function, with Hydra's globals set up in this process as in the launching one."""
+    task = load_task(setup.task_module, setup.task_name)
+    from hydra.core.utils import JobRuntime, setup_globals
+
+    setup_globals()
+    JobRuntime.instance().set("name", setup.job_name)
+    return task
 
 
 def load_task(module: str, name: str):
@@ -79,7 +85,7 @@ def run_order(order: JobOrder, task, hydra_context) -> JobOutcome:
                 traceback.print_exception(value)
             value = None
         _reset(env)
-    return JobOutcome(order.num, ok, value, error, os.getpid(), _device(), started, time.time())
+    return JobOutcome(order.num, ok, value, error, os.getpid(), current_device(), started, time.time())
 
 
 def _task_exception(ret: Any) -> BaseException:
@@ -99,7 +105,8 @@ def describe(err: Any) -> str:
     return f"{type(err).__name__}: {err}".strip()
 
 
-def _device() -> str:
+def current_device() -> str:
+    """The device this process may use, as the manifest names it: ``cuda:<ids>`` or ``cpu``."""
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return f"cuda:{gpus}" if gpus else "cpu"
 
