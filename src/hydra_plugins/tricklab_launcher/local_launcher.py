@@ -60,15 +60,11 @@ class WorkerPoolLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
-        from tricklab.launch.manifest import SweepManifest, job_status
+        from tricklab.launch.manifest import job_status
 
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_dir = self._begin()
         orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(orders)
-        self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
         returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) == "completed"}
         to_run = [o for o in orders if o.num not in returns]
         for order in to_run:
@@ -84,6 +80,36 @@ class WorkerPoolLauncher(Launcher):
         pool.run(to_run, self._started, done)
         print(self.manifest.summary(), flush=True)
         return [returns[order.num] for order in orders]
+
+    # --- asynchronous: a sweeper that asks for the next job whenever a worker is free (hparams_search=optuna) ---
+
+    def free_workers(self) -> int:
+        """How many jobs ``start_job`` can start now."""
+        return self._pool().idle()
+
+    def start_job(self, num: int, overrides: Sequence[str]) -> Path:
+        """Start job ``num`` on a free worker (``free_workers() > 0``) and enter it in sweep.json; its folder."""
+        self._begin()
+        order = self._order(num, overrides)
+        self.manifest.add(order.num, order.overrides, order.job_dir)
+        self._started(order, self._pool().start(order))
+        return order.job_dir
+
+    def wait_jobs(self) -> list[tuple[int, JobReturn]]:
+        """Block until at least one started job ends; the number and JobReturn of each that ended (recorded in
+        its metrics.json and sweep.json as ``launch`` records its jobs)."""
+        return [(order.num, self._record(order, outcome)) for order, outcome in self._pool().wait_any()]
+
+    def _begin(self) -> Path:
+        """Hydra's globals and logging, the sweep folder and (once) its manifest; the sweep folder."""
+        from tricklab.launch.manifest import SweepManifest
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
+        return sweep_dir
 
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
