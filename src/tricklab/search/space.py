@@ -38,7 +38,7 @@ class SearchSpace:
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """The command-line overrides of a trial with these sampled values (fixed ones first)."""
-        return [*self.fixed, *(f"{key}={_format(params[key])}" for key in self.distributions)]
+        return [*self.fixed, *(f"{key}={format_value(params[key])}" for key in self.distributions)]
 
     def extremes(self) -> dict[str, list[Any]]:
         """Per parameter the values whose configs must be valid for every sample to be: the ends of a range,
@@ -54,10 +54,10 @@ class SearchSpace:
         for key, values in self.extremes().items():
             for value in values:
                 try:
-                    check([*self.fixed, f"{key}={_format(value)}"])
+                    check([*self.fixed, f"{key}={format_value(value)}"])
                 except ConfigError as err:
-                    raise ConfigError(f"hydra.sweeper.params.{key}={self.specs[key]} reaches {key}={_format(value)}, "
-                                      f"which is not allowed: {err}") from None
+                    raise ConfigError(f"hydra.sweeper.params.{key}={self.specs[key]} reaches "
+                                      f"{key}={format_value(value)}, which is not allowed: {err}") from None
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of every parameter, for the grid sampler; ConfigError for a continuous parameter."""
@@ -133,7 +133,7 @@ def _distribution(key: str, spec: str, sweep: Any) -> Any:
     return FloatDistribution(float(low), float(high), log=log, step=step)
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
     """A sampled value as an override's value (null for None; floats in full precision)."""
     if value is None:
         return "null"
