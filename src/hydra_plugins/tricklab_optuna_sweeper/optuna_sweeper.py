@@ -89,7 +89,8 @@ class OptunaSweeper(Sweeper):
         try:
             config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except HydraException as err:
-            raise ConfigError(f"the overrides {' '.join(overrides)} do not compose: {err}") from None
+            why = " ".join(line.strip() for line in str(err).split("Config search path")[0].splitlines() if line.strip())
+            raise ConfigError(f"the overrides {' '.join(overrides)} do not compose: {why}") from None
         validate(config)
 
 
