@@ -89,7 +89,8 @@ class OptunaSweeper(Sweeper):
         try:
             config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except HydraException as err:
-            why = " ".join(line.strip() for line in str(err).split("Config search path")[0].splitlines() if line.strip())
+            lines = str(err).split("Config search path")[0].splitlines()  # Hydra's search path: not about the value
+            why = " ".join(line.strip() for line in lines if line.strip())
             raise ConfigError(f"the overrides {' '.join(overrides)} do not compose: {why}") from None
         validate(config)
 
