@@ -129,9 +129,11 @@ class Search:
         return None
 
     def _job_overrides(self, run: TrialRun, index: int) -> list[str]:
+        """The trial's overrides; with several seeds, seed=<base + index> in place of a seed= given."""
         seeds = self.settings.seeds_per_trial
+        overrides = [o for o in run.overrides if seeds == 1 or not o.startswith("seed=")]
         seed = [f"seed={self.base_seed + index}"] if seeds > 1 else []
-        return [*run.overrides, *seed, f"hydra.sweep.subdir={_subdir(run.trial.number, index, seeds)}",
+        return [*overrides, *seed, f"hydra.sweep.subdir={_subdir(run.trial.number, index, seeds)}",
                 f"+hydra.job.env_set.{TRIAL_ENV}={run.trial.number}", f"+hydra.job.env_set.{SEED_ENV}={index}"]
 
     def _ended(self, num: int, ret: Any) -> None:
