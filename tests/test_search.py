@@ -92,8 +92,9 @@ def test_every_sampler_and_pruner_is_built(sampler):
     settings = SearchSettings(sampler=sampler)
     settings.check()
     built = build_sampler(settings, {"init": ["glorot", "he"]})
-    assert type(built).__name__.lower().startswith(
-        {"tpe": "tpe", "gp": "gp", "cmaes": "cmaes", "random": "random", "qmc": "qmc", "grid": "grid"}[sampler])
+    kinds = {"tpe": "TPESampler", "gp": "GPSampler", "cmaes": "CmaEsSampler", "random": "RandomSampler",
+             "qmc": "QMCSampler", "grid": "GridSampler"}
+    assert isinstance(built, getattr(optuna.samplers, kinds[sampler]))
     for pruner, name in (("median", "MedianPruner"), ("successive_halving", "SuccessiveHalvingPruner"),
                          ("hyperband", "HyperbandPruner"), ("none", "NopPruner")):
         assert type(build_pruner(SearchSettings(pruner=pruner))).__name__ == name

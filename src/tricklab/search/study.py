@@ -79,7 +79,19 @@ def build_sampler(settings: SearchSettings, grid: dict[str, list[Any]] | None = 
         return s.RandomSampler(seed=seed)
     if settings.sampler == "qmc":
         return s.QMCSampler(seed=seed)
-    return s.GridSampler(grid or {}, seed=seed)
+    return _ask_tell_grid(grid or {}, seed)
+
+
+def _ask_tell_grid(grid: dict[str, list[Any]], seed: int | None):
+    """Optuna's grid sampler, less its ``Study.stop()`` once the grid is covered: outside ``optimize`` that raises
+    (after the trial is stored); the search stops at the grid's size itself."""
+    from optuna.samplers import GridSampler
+
+    class AskTellGridSampler(GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return AskTellGridSampler(grid, seed=seed)
 
 
 def build_pruner(settings: SearchSettings):
