@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import inspect
 
-import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+import pytest
 
 from tricklab.internals import optuna_trial
 
 
 def test_optuna_trial_is_built_from_its_number_in_another_process_view(tmp_path):
+    optuna = pytest.importorskip("optuna", reason="pip install -e '.[optuna]'")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
     # The constructor tricklab calls: Trial(study, trial_id); its id maps from the number through the storage.
     assert list(inspect.signature(optuna.trial.Trial.__init__).parameters) == ["self", "study", "trial_id"]
     path = str(tmp_path / "journal")

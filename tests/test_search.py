@@ -231,16 +231,19 @@ def test_group_choices_compose_on_a_grid(tmp_path, data_dir):
 @pytest.mark.slow
 def test_a_search_killed_part_way_resumes_keeps_its_trials_and_retries_the_stale_one_once(tmp_path, data_dir):
     # 30 epochs: a few seconds a trial, time enough to kill the search in the middle of one.
-    args = search_args(tmp_path, data_dir, LR_SPACE, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none", epochs=30)
+    args = search_args(tmp_path, data_dir, LR_SPACE, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
+                       epochs=30)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # kill once a trial completed and another one is running
+    while time.monotonic() < deadline:  # kill once the study holds a completed trial and another one is training
+        journals = list(tmp_path.glob(f"multirun/*/{JOURNAL_FILE}"))
+        states = [t.state for t in load_study(journals[0].parent).get_trials()] if journals else []
         statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("multirun/*/trial_*/metrics.json")]
-        if statuses.count("completed") >= 1 and "running" in statuses:
+        if TrialState.COMPLETE in states and "running" in statuses:
             break
-        time.sleep(0.1)
+        time.sleep(0.2)
     os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its workers, mid-trial
     launcher.wait()
     sweep = only_sweep_dir(tmp_path)
