@@ -89,7 +89,8 @@ class WorkerPoolLauncher(Launcher):
 
     def start_job(self, num: int, overrides: Sequence[str]) -> Path:
         """Start job ``num`` on a free worker (``free_workers() > 0``) and enter it in sweep.json; its folder."""
-        self._begin()
+        if self.manifest is None:
+            self._begin()
         order = self._order(num, overrides)
         self.manifest.add(order.num, order.overrides, order.job_dir)
         self._started(order, self._pool().start(order))
