@@ -153,6 +153,51 @@ def test_a_completed_folder_is_reused_only_with_the_same_overrides(tmp_path):
     assert reusable(job, ["optimizer.lr=0.02"]) is None  # other parameters: never the old value
     assert not job.exists() and len(list(tmp_path.glob("trial_0.replaced-*"))) == 1
     assert reusable(tmp_path / "trial_1", ["optimizer.lr=0.02"]) is None
+    pruned = tmp_path / "trial_2"
+    pruned.mkdir()
+    (pruned / "metrics.json").write_text(json.dumps({"status": "pruned", "overrides": ["optimizer.lr=0.01"],
+                                                     "best": {"val/acc": 0.1}}))
+    assert reusable(pruned, ["optimizer.lr=0.01"]) is None  # a pruned run is never taken for a completed one
+
+
+class FakeJobs:
+    """Two workers on a clock: job ``num`` takes ``durations[num]`` ticks; records when each job starts."""
+
+    def __init__(self, tmp_path: Path, durations: dict[int, int]) -> None:
+        self.tmp_path, self.durations = tmp_path, durations
+        self.clock, self.running, self.started = 0, {}, {}
+
+    def free_workers(self) -> int:
+        return 2 - len(self.running)
+
+    def start_job(self, num: int, overrides: list[str]) -> None:
+        self.running[num], self.started[num] = self.clock + self.durations[num], self.clock
+
+    def wait_jobs(self) -> list:
+        from hydra.core.utils import JobReturn, JobStatus
+
+        self.clock = min(self.running.values())
+        ended = [num for num, end in self.running.items() if end == self.clock]
+        returns = []
+        for num in ended:
+            del self.running[num]
+            ret = JobReturn(working_dir=str(self.tmp_path / f"job{num}"), status=JobStatus.COMPLETED)
+            ret.return_value = 0.5
+            returns.append((num, ret))
+        return returns
+
+
+def test_a_new_trial_is_asked_as_soon_as_a_worker_is_free(tmp_path):
+    from tricklab.search.runner import Search
+
+    settings = SearchSettings(n_trials=4, sampler="random")
+    study = optuna.create_study(direction="maximize", sampler=build_sampler(settings))
+    jobs = FakeJobs(tmp_path, {0: 10, 1: 1, 2: 1, 3: 1})  # trial 0 is slow
+    told = Search(settings, parse_space({"optimizer.lr": "interval(0.001, 0.01)"}, []), study, jobs, tmp_path,
+                  check=lambda overrides: None, base_seed=0, n_trials=4).run()
+    assert told == {"completed": 4, "pruned": 0, "failed": 0}
+    assert jobs.started == {0: 0, 1: 0, 2: 1, 3: 2}  # not batch by batch: trials 2 and 3 ran beside slow trial 0
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
 
 
 # --- real searches -----------------------------------------------------------------------------------------
