@@ -43,11 +43,11 @@ def test_swa_recomputes_batch_norm_statistics_of_the_average():
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[swa])
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
-    assert int(swa._average_model.n_averaged) == 2  # once per epoch
-    bn = swa._average_model.module.model[1]
+    assert int(swa.average.n_averaged) == 2  # once per epoch
+    bn = swa.average.module[1]
     assert not torch.allclose(bn.running_mean, torch.zeros(8))  # recomputed, not left at its initial 0
     with torch.no_grad():
-        hidden = swa._average_model.module.model[0](x)
+        hidden = swa.average.module[0](x)
     torch.testing.assert_close(bn.running_mean, hidden.mean(0), rtol=1e-4, atol=1e-4)
 
 

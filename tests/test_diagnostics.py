@@ -19,6 +19,7 @@ from wandb_file import find_run_files, read_finished_run
 from tricklab.callbacks.diagnostics import LayerDiagnostics, activation_stats, find_probes
 from tricklab.config import validate
 from tricklab.errors import ConfigError
+from tricklab.module import ClassifierModule
 
 
 def test_activation_stats_relu_dead_units_are_units_zero_on_the_whole_batch():
@@ -54,31 +55,18 @@ def test_probes_pair_each_weight_layer_with_the_activation_after_it():
     assert [p.activation_name for p in probes] == ["tanh", "relu", None]
 
 
-class TinyNet(pl.LightningModule):
-    """Linear(3,4) -> ReLU -> Linear(4,2) trained by plain SGD on one fixed batch."""
-
-    def __init__(self, lr: float) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-        self.lr = lr
-        self.automatic_optimization = False  # as ClassifierModule: the optimizer steps after forward and backward
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        optimizer = self.optimizers()
-        optimizer.zero_grad()
-        self.manual_backward(F.cross_entropy(self.model(x), y))
-        optimizer.step()
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
+def tiny_net(lr: float) -> ClassifierModule:
+    """Linear(3,4) -> ReLU -> Linear(4,2) trained by plain SGD (ClassifierModule's step, whose stages the
+    diagnostics plug into)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    return ClassifierModule(net, {"name": "sgd", "lr": lr, "weight_decay": 0.0}, {"name": "none"})
 
 
 def test_layers_csv_matches_hand_computed_statistics(tmp_path):
     torch.manual_seed(1)
     x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
-    module = TinyNet(lr=0.1)
+    module = tiny_net(lr=0.1)
     net = copy.deepcopy(module.model)
     trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[LayerDiagnostics(tmp_path / "layers.csv", 2)])

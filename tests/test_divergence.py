@@ -62,3 +62,14 @@ def test_the_reference_loss_survives_a_checkpoint():
     resumed = DivergenceGuard(max_loss_factor=10)
     resumed.load_state_dict(guard.state_dict())
     assert resumed.initial_loss == 2.3
+
+
+@pytest.mark.parametrize("every_n_steps", [1, 25])
+def test_a_run_diverging_with_diagnostics_and_histograms_on_is_diverged_not_failed(run_training, every_n_steps):
+    """The per-layer diagnostics (and W&B histograms) meet the NaN activations of a diverging step before the
+    guard's once-per-call check: the run is still a divergence."""
+    metrics = run_training(["optimizer=sgd", "optimizer.lr=1e9", "diagnostics=on",
+                            f"diagnostics.every_n_steps={every_n_steps}", "logger=wandb", "logger.mode=offline",
+                            "data.subset=3000", "trainer.max_epochs=2"])
+    assert metrics["status"] == "diverged", metrics.get("error")
+    assert metrics["diverged_at_step"] is not None and metrics["diverged_reason"]

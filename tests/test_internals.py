@@ -1,12 +1,75 @@
-"""The private library API tricklab uses (tricklab.internals): each test fails loudly when the library changes it."""
+"""The private library API tricklab uses, all of it in tricklab.internals: these fail loudly when a library
+changes it (Lightning is pinned <2.7 in pyproject.toml; a new release must pass them first)."""
 
 from __future__ import annotations
 
 import inspect
 
 import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from tricklab.internals import optuna_trial
+from tricklab.internals import checkpoint_contents, count_optimizer_step, hydra_callbacks, optuna_trial
+
+
+class ManualSteps(pl.LightningModule):
+    """Two torch optimizer steps a batch, each counted through the adapter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.net = nn.Linear(3, 2)
+        self.steps_seen: list[int] = []
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        for _ in range(2):
+            optimizer = self.optimizers()
+            optimizer.optimizer.zero_grad()
+            F.cross_entropy(self.net(x), y).backward()
+            count_optimizer_step(optimizer, optimizer.optimizer.step)
+            self.steps_seen.append(self.trainer.global_step)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit(tmp_path, module: pl.LightningModule, batches: int = 3) -> pl.Trainer:
+    data = TensorDataset(torch.randn(4 * batches, 3), torch.randint(0, 2, (4 * batches,)))
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path))
+    trainer.fit(module, DataLoader(data, batch_size=4))
+    return trainer
+
+
+def test_count_optimizer_step_counts_each_torch_step_in_global_step(tmp_path):
+    module = ManualSteps()
+    before = module.net.weight.detach().clone()
+    trainer = fit(tmp_path, module)
+    assert module.steps_seen == [1, 2, 3, 4, 5, 6]  # counted as soon as each update is done
+    assert trainer.global_step == 6
+    assert not torch.equal(before, module.net.weight)  # the update itself ran
+
+
+def test_checkpoint_contents_is_what_save_checkpoint_writes(tmp_path):
+    module = ManualSteps()
+    trainer = fit(tmp_path, module)
+    contents = checkpoint_contents(trainer)
+    trainer.save_checkpoint(tmp_path / "written.ckpt")
+    written = torch.load(tmp_path / "written.ckpt", weights_only=False)
+    assert set(contents) == set(written)
+    assert contents["global_step"] == written["global_step"] == 6
+    for key, value in written["state_dict"].items():
+        assert torch.equal(contents["state_dict"][key], value)
+
+
+def test_hydra_callbacks_runs_job_hooks_without_configured_callbacks():
+    callbacks = hydra_callbacks()
+    for hook in ("on_job_start", "on_job_end", "on_multirun_start", "on_multirun_end"):
+        assert callable(getattr(callbacks, hook))
 
 
 def test_optuna_trial_is_built_from_its_number_in_another_process_view(tmp_path):

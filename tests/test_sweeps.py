@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 from hydra import compose, initialize_config_dir
-from hydra._internal.callbacks import Callbacks
 from hydra.types import HydraContext
 from omegaconf import OmegaConf
 from wandb_file import find_run_files, read_run
 
 from tricklab.config import CONF_DIR, PROJECT_ROOT
 from tricklab.errors import ConfigError
+from tricklab.internals import hydra_callbacks
 from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
 from tricklab.launch.manifest import MANIFEST_FILE
 from tricklab.launch.messages import JobOrder, Setup
@@ -138,7 +138,7 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
         configs = [compose("config", [f"seed={s}", f"hydra.sweep.dir={tmp_path}", f"hydra.sweep.subdir=job{i}"],
                            return_hydra_config=True) for i, s in enumerate(seeds)]
     orders = [JobOrder(i, [f"seed={s}"], configs[i], tmp_path / f"job{i}") for i, s in enumerate(seeds)]
-    context = HydraContext(config_loader=None, callbacks=Callbacks())
+    context = HydraContext(config_loader=None, callbacks=hydra_callbacks())
     slots = plan_slots(None, ["0", "1"], [0, 1])  # two fake GPUs: two workers
     started, outcomes = {}, {}
     pool = WorkerPool(slots, Setup("sweep_tasks", "report_gpu", "test", context))

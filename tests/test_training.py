@@ -48,12 +48,15 @@ def test_grad_norm_is_the_mean_over_the_epochs_steps_before_clipping():
 
     from tricklab.data.batches import IndexBatches
     from tricklab.module import ClassifierModule
+    from tricklab.stages import StepCallback
 
-    class RecordNorms(pl.Callback):  # its pre-hook runs before the module's, which clips
+    class RecordNorms(StepCallback):  # the gradients of the step's after_backward stage, before clipping
         def on_train_start(self, trainer, pl_module):
             self.norms = []
-            trainer.optimizers[0].register_step_pre_hook(lambda opt, *_: self.norms.append(
-                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in pl_module.parameters()])).item()))
+
+        def after_backward(self, trainer, step, model):
+            self.norms.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])
+                                                       ).item())
 
     torch.manual_seed(0)
     record = RecordNorms()
@@ -300,3 +303,15 @@ def test_steps_per_call_changes_speed_not_training(run_training, tmp_path, trick
                for name in ("one", "many")]
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+def test_under_a_gradient_scaler_the_stages_see_unscaled_gradients(run_training, tmp_path):
+    """16-mixed (a GradScaler, also on the CPU): the loss is scaled by 2^16 for backward, and the step unscales the
+    gradients before the norm and clipping stages read them."""
+    common = ["trainer.max_epochs=1", "data.subset=600", "clip=norm", "clip.max_norm=0.05"]
+    fp32 = run_training(common, name="fp32")
+    mixed = run_training([*common, "trainer.precision=16-mixed", "trainer.accelerator=cpu"], name="mixed")
+    assert mixed["status"] == "completed"
+    norms = [float(history(tmp_path, name)[0]["grad_norm"]) for name in ("fp32", "mixed")]
+    assert norms[1] == pytest.approx(norms[0], rel=0.2)  # scaled gradients would be ~65536x larger
+    assert mixed["final"]["train/loss"] == pytest.approx(fp32["final"]["train/loss"], rel=0.05)

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from tricklab.choices import ACTIVATIONS
 from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.naming import job_dirname, sweep_dir
 
@@ -25,7 +26,6 @@ CONF_DIR = PROJECT_ROOT / "conf"
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
 PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume")
 SCALES = ("raw", "unit", "symmetric", "standardize")
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "leaky_relu", "elu", "selu")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
-from tricklab.errors import ConfigError
+from tricklab.choices import check
+
+LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -36,6 +38,7 @@ def build_logger(
 ) -> Logger | None:
     """The logger ``cfg['name']`` writing under ``run_dir``; ``config`` is what W&B records as the run config."""
     kind = cfg["name"]
+    check(LOGGERS, "logger", kind)
     if kind == "wandb":
         mode = wandb_mode(cfg["mode"])
         if mode == "disabled":
@@ -48,9 +51,7 @@ def build_logger(
         return CSVLogger(str(run_dir), name="csv", version="")
     if kind == "tensorboard":
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
-    if kind == "none":
-        return None
-    raise ConfigError(f"logger={kind} is unknown; known loggers: wandb, csv, tensorboard, none.")
+    return None  # none
 
 
 def finish_wandb(summary: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from tricklab.report import Report
+    from tricklab.summary import Report
     from tricklab.sweep import Run
 
 

@@ -119,8 +119,13 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         record["status"] = "interrupted"
         raise
     except Exception as err:
-        record.update(status="failed", error=f"{type(err).__name__}: {err}")
-        raise
+        if guard is not None and guard.check_weights(trainer, module.model):
+            # A per-step consumer (a logger, a histogram) met the NaN before the guard's check: still a divergence
+            record.update(status="diverged", diverged_at_step=guard.diverged_at_step, diverged_reason=guard.reason,
+                          error=f"{type(err).__name__}: {err}")
+        else:
+            record.update(status="failed", error=f"{type(err).__name__}: {err}")
+            raise
     finally:
         _finish_record(record, callbacks.history, trainer, prepared.started)
         if record_to_disk:
@@ -216,9 +221,9 @@ def _run_name(ctx: RunContext) -> str:
 
 def _cheap_cuda_checks() -> None:
     """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 (fork-safe CUDA checks); while CUDA is uninitialised, every
-    ``torch.cuda.is_available()`` then loads NVML anew, and torch's optimizers ask once a step: ~0.2 ms a step
-    on a machine without a GPU. With no GPU there is no CUDA state a fork could break, so torch may ask the CUDA
-    runtime instead (cached)."""
+    ``torch.cuda.is_available()`` then loads NVML anew, and torch's optimizers ask once a step (a measurable share
+    of a small net's step: benchmarks/README.md). With no GPU there is no CUDA state a fork could break, so torch
+    may ask the CUDA runtime instead (cached)."""
     import torch
 
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and torch.cuda.device_count() == 0:

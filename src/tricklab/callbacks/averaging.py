@@ -1,80 +1,81 @@
-"""Weight averaging evaluated beside the raw weights: EMA and SWA on top of Lightning's ``WeightAveraging``.
+"""Weight averaging evaluated beside the raw weights: EMA and SWA, with torch's ``AveragedModel``.
 
-Lightning's callback swaps the average θ̄ into the model for validation and copies it over θ when training ends;
-here the model keeps its raw weights θ throughout (training, val/*, test/* and checkpoints' ``state_dict`` are
-those of θ) and θ̄ is run on the same validation and test batches, logged as ``val_<tag>/*`` and ``test_<tag>/*``.
+The model keeps its raw weights θ throughout (training, val/*, test/* and checkpoints' ``state_dict`` are those
+of θ); the average θ̄ is updated in the step's ``after_update`` stage, run on the same validation and test
+batches, and logged as ``val_<tag>/*`` and ``test_<tag>/*``.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.callbacks import WeightAveraging
-from torch.optim.swa_utils import get_ema_avg_fn, update_bn
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
+from tricklab.choices import pick
 from tricklab.data.batches import minibatches
-from tricklab.module import EpochStats, log_epoch, steps_per_epoch
+from tricklab.metrics import EpochStats, log_epoch, steps_per_epoch
+from tricklab.stages import StepCallback
 
 AVERAGED_STATE = "averaged_model_state"
 
 
-class AveragedEvaluation(WeightAveraging):
-    """Keeps θ̄ (``AveragedModel``) and evaluates it on every validation and test batch the raw model sees.
+class AveragedEvaluation(StepCallback):
+    """Keeps θ̄ (``average``, an ``AveragedModel`` of the module's model) and evaluates it on every validation
+    and test batch the raw model sees, once it has been updated.
 
     ``refresh_bn``: recompute batch-norm statistics of θ̄ by one pass over the training set before evaluating
-    (SWA: the running statistics of θ do not belong to θ̄). θ̄ is evaluated only once it has been updated.
+    (SWA: the running statistics of θ do not belong to θ̄). ``kwargs`` go to ``AveragedModel``.
     """
 
     def __init__(self, tag: str, refresh_bn: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.tag, self.refresh_bn = tag, refresh_bn
+        self.tag, self.refresh_bn, self.kwargs = tag, refresh_bn, kwargs
+        self.average: AveragedModel | None = None
         self.stats = EpochStats()
         self._bn_fresh_at = -1  # the update count θ̄ had when its batch-norm statistics were last recomputed
-        self._step_hook: torch.utils.hooks.RemovableHandle | None = None
+
+    def should_update(self, step: int) -> bool:
+        """Whether θ̄ takes in θ after optimizer step ``step`` (0-based)."""
+        raise NotImplementedError
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.average is None:
+            self.average = AveragedModel(pl_module.model, **self.kwargs)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Torch's optimizer step hook fires on every step, however many steps a training batch holds.
-        self._step_hook = trainer.optimizers[0].register_step_post_hook(partial(self._after_step, trainer,
-                                                                                pl_module))
+        """θ̄ is no submodule of the module (it is not trained): move it to the device the module trains on."""
+        self.average.to(pl_module.device)
 
-    def _after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer,
-                    args: Any, kwargs: Any) -> None:
-        """Update θ̄ after optimizer step ``trainer.global_step`` (0-based until the step is counted), if due."""
-        if self.should_update(step_idx=trainer.global_step):
-            self._average_model.update_parameters(pl_module)
-            self._latest_update_step = trainer.global_step + 1
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        """θ̄ is updated per optimizer step by ``_after_step``, not per training batch."""
+    def after_update(self, trainer: pl.Trainer, step: int, model: nn.Module) -> None:
+        if self.should_update(step):
+            self.average.update_parameters(model)
 
     def _ready(self) -> bool:
-        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+        return self.average is not None and int(self.average.n_averaged) > 0
 
     def _prepare(self, trainer: pl.Trainer) -> None:
         self.stats = EpochStats()
-        count = int(self._average_model.n_averaged)
+        count = int(self.average.n_averaged)
         if self.refresh_bn and self._bn_fresh_at != count:
             loader = trainer.datamodule.train_dataloader() if trainer.datamodule else trainer.train_dataloader
             with torch.no_grad():
-                update_bn((xy for batch in loader for xy in minibatches(batch)), self._average_model.module)
+                update_bn((xy for batch in loader for xy in minibatches(batch)), self.average.module)
             self._bn_fresh_at = count
-        self._average_model.eval()
+        self.average.eval()
 
     @torch.no_grad()
     def _evaluate_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
-        logits = self._average_model.module(x)
+        logits = self.average.module(x)
         self.stats.add([F.cross_entropy(logits, y)], [logits], [y])
 
     def _log(self, trainer: pl.Trainer, split: str) -> None:
         log_epoch(trainer, self.stats.compute(f"{split}_{self.tag}"))
 
-    # The raw weights stay in the model: no swapping for validation, no copying when training ends.
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready() and not trainer.sanity_checking:
             self._prepare(trainer)
@@ -87,12 +88,6 @@ class AveragedEvaluation(WeightAveraging):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready() and not trainer.sanity_checking:
             self._log(trainer, "val")
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Keep θ in the model (Lightning would copy θ̄ over it)."""
-        if self._step_hook is not None:
-            self._step_hook.remove()
-            self._step_hook = None
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready():
@@ -110,13 +105,14 @@ class AveragedEvaluation(WeightAveraging):
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         """θ stays the checkpoint's ``state_dict``; θ̄ goes beside it."""
-        if self._average_model is not None:
-            checkpoint[AVERAGED_STATE] = self._average_model.state_dict()
+        if self.average is not None:
+            checkpoint[AVERAGED_STATE] = self.average.state_dict()
 
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        if self._average_model is not None and AVERAGED_STATE in checkpoint:
-            self._average_model.load_state_dict(checkpoint[AVERAGED_STATE])
+        if AVERAGED_STATE in checkpoint:
+            self.setup(trainer, pl_module, "fit")
+            self.average.load_state_dict(checkpoint[AVERAGED_STATE])
             self._bn_fresh_at = -1
 
 
@@ -124,11 +120,11 @@ class EMAEvaluation(AveragedEvaluation):
     """θ̄ ← decay·θ̄ + (1-decay)·θ after every optimizer step from ``start_step`` on (buffers averaged too)."""
 
     def __init__(self, decay: float, start_step: int = 0) -> None:
-        super().__init__("ema", avg_fn=get_ema_avg_fn(decay), use_buffers=True)
+        super().__init__("ema", multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         self.start_step = start_step
 
-    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
-        return step_idx is not None and step_idx >= self.start_step
+    def should_update(self, step: int) -> bool:
+        return step >= self.start_step
 
 
 class SWAEvaluation(AveragedEvaluation):
@@ -147,17 +143,18 @@ class SWAEvaluation(AveragedEvaluation):
         self.steps_per_epoch = max(1, steps_per_epoch(trainer))
         self.start_epoch = int(self.start_fraction * (trainer.max_epochs or 1))
 
-    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
-        if step_idx is None:
-            return False
-        epoch, last = divmod(step_idx + 1, self.steps_per_epoch)
+    def should_update(self, step: int) -> bool:
+        epoch, last = divmod(step + 1, self.steps_per_epoch)
         return last == 0 and epoch - 1 >= self.start_epoch
+
+
+AVERAGING: dict[str, Callable[[dict[str, Any]], AveragedEvaluation | None]] = {
+    "none": lambda cfg: None,
+    "ema": lambda cfg: EMAEvaluation(cfg["decay"], cfg.get("start_step", 0)),
+    "swa": lambda cfg: SWAEvaluation(cfg["start_fraction"]),
+}
 
 
 def build_averaging(cfg: dict[str, Any]) -> AveragedEvaluation | None:
     """The averaging callback for ``averaging=<name>`` (none: no callback)."""
-    if cfg["name"] == "ema":
-        return EMAEvaluation(cfg["decay"], cfg.get("start_step", 0))
-    if cfg["name"] == "swa":
-        return SWAEvaluation(cfg["start_fraction"])
-    return None
+    return pick(AVERAGING, "averaging", cfg["name"])(cfg)

@@ -1,7 +1,7 @@
 """A run's two checkpoints: the best epoch by a monitored metric, and the last state, written on a clock.
 
-Writing a checkpoint costs milliseconds (pickling model, optimizer and loop state); a small net's epoch can
-take less. So the best epoch is still chosen every epoch, but files are written at most every
+Writing a checkpoint pickles model, optimizer and loop state, which can take longer than a small net's epoch.
+So the best epoch is still chosen every epoch, but files are written at most every
 ``every_seconds`` of training and when training ends: a best epoch chosen in between is kept in memory (a copy
 of the checkpoint Lightning would have written then) until the next write. Each write puts best first, then
 last: on disk they are always a consistent pair, and a run killed between writes loses at most
@@ -17,6 +17,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Checkpoint
+
+from tricklab.internals import checkpoint_contents
 
 LAST = "last.ckpt"
 
@@ -93,7 +95,7 @@ class RunCheckpoints(Checkpoint):
 
 def _snapshot(trainer: pl.Trainer) -> dict[str, Any]:
     """The checkpoint ``trainer.save_checkpoint`` would write now, with copies of its tensors (the live state)."""
-    return _copy_tensors(trainer._checkpoint_connector.dump_checkpoint(weights_only=False))
+    return _copy_tensors(checkpoint_contents(trainer))
 
 
 def _copy_tensors(value: Any) -> Any:

@@ -10,30 +10,30 @@ Every ``every_n_steps`` optimizer steps, for each weight layer l (Linear/Conv, i
   gradient norm ‖∂L/∂W_l‖ (before clipping) and the update ratio ‖ΔW_l‖/‖W_l‖ of that optimizer step.
 
 Rows go to ``layers.csv`` (one per step × layer) and to the run's loggers (line plots; W&B histograms). Forward
-hooks exist only during a diagnosed step, so the other steps cost one integer test.
+hooks exist only during a diagnosed step's forward pass, so the other steps cost one integer test a stage.
 """
 
 from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import WandbLogger
 from torch import nn
 
-from tricklab.models.layers import ACTIVATIONS
+from tricklab.models.layers import ACTIVATION_LAYERS
+from tricklab.stages import CallSteps, StepCallback
 from tricklab.tricks.norm import WEIGHT_LAYERS
 
 COLUMNS = ("step", "epoch", "layer", "name", "type", "activation", "act_mean", "act_std", "dead_frac",
            "saturated_frac", "weight_norm", "grad_norm", "update_ratio")
 HISTOGRAM_VALUES = 10_000  # at most this many entries of a tensor go into a W&B histogram
-ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
+Samples = dict[tuple[int, str], "torch.Tensor | None"]  # (layer index, activation|gradient) -> entries
+ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATION_LAYERS.items()}
 
 
 def activation_stats(a: torch.Tensor, activation: str | None) -> dict[str, torch.Tensor]:
@@ -48,6 +48,12 @@ def activation_stats(a: torch.Tensor, activation: str | None) -> dict[str, torch
     elif activation == "sigmoid":
         stats["saturated_frac"] = ((a < 0.01) | (a > 0.99)).float().mean()
     return stats
+
+
+def _gradient_sample(probe: LayerProbe) -> torch.Tensor | None:
+    """Up to HISTOGRAM_VALUES gradient entries of the layer's weights, on the CPU."""
+    grads = [p.grad.detach().flatten() for p in probe.weights if p.grad is not None]
+    return torch.cat(grads)[:HISTOGRAM_VALUES].float().cpu() if grads else None
 
 
 def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -88,34 +94,80 @@ def find_probes(model: nn.Module) -> list[LayerProbe]:
     for name, module in model.named_modules():
         if isinstance(module, WEIGHT_LAYERS):
             probes.append(LayerProbe(len(probes), name.removeprefix("model."), module))
-        elif isinstance(module, tuple(ACTIVATIONS.values())) and probes and probes[-1].activation is None:
+        elif isinstance(module, tuple(ACTIVATION_LAYERS.values())) and probes and probes[-1].activation is None:
             probes[-1].activation = module
     return probes
 
 
-class LayerDiagnostics(Callback):
-    """Records the per-layer statistics above every ``every_n_steps`` steps (step 0 included).
-
-    Works through the optimizer's step hooks, so the module must step its optimizer after forward and backward
-    (manual optimization, as ClassifierModule does; Lightning's automatic optimization runs them inside the step).
+class LayerDiagnostics(StepCallback):
+    """Records the per-layer statistics above every ``every_n_steps`` steps (step 0 included), in the stages of
+    ClassifierModule's step: activations in the forward pass, weight and gradient norms after backward (before
+    clipping), update ratios after the update. Rows are written after the training call (one host sync).
     """
 
     def __init__(self, path: Path, every_n_steps: int, histograms: bool = True) -> None:
         self.path, self.every_n_steps, self.histograms = Path(path), every_n_steps, histograms
         self.probes: list[LayerProbe] = []
         self.handles: list[torch.utils.hooks.RemovableHandle] = []  # forward hooks of the diagnosed step
-        self.step_hooks: list[torch.utils.hooks.RemovableHandle] = []  # the optimizer's pre- and post-step hooks
-        self.step: int | None = None  # the step being diagnosed, None between diagnosed steps
+        self.pending: list[tuple[int, int, list[dict[str, Any]], Samples]] = []  # steps not yet written
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.probes = find_probes(pl_module)
         if trainer.is_global_zero:
             self._start_file(trainer.global_step)
-        # Torch's optimizer step hooks fire on every step, however many steps a training batch holds.
-        optimizer = trainer.optimizers[0]
-        self.step_hooks = [optimizer.register_step_pre_hook(partial(self._before_step, trainer)),
-                           optimizer.register_step_post_hook(partial(self._after_step, trainer))]
-        self._arm(trainer, trainer.global_step)
+
+    def _diagnosed(self, step: int) -> bool:
+        return step % self.every_n_steps == 0
+
+    def before_forward(self, trainer: pl.Trainer, step: int, model: nn.Module) -> None:
+        """Watch the activations of this forward pass, if the step is a diagnosed one."""
+        if not self._diagnosed(step):
+            return
+        keep = self.histograms and self._wandb(trainer) is not None
+        for probe in self.probes:
+            probe.stats, probe.sample, probe.keep_sample = {}, None, keep
+            target = probe.activation if probe.activation is not None else probe.layer
+            self.handles.append(target.register_forward_hook(probe.hook))
+
+    def after_backward(self, trainer: pl.Trainer, step: int, model: nn.Module) -> None:
+        """Weight and gradient norms (before clipping), and a copy of the weights for the update ratio."""
+        if not self._diagnosed(step):
+            return
+        self._remove_hooks()
+        for probe in self.probes:
+            grads = [p.grad for p in probe.weights if p.grad is not None]
+            probe.stats["weight_norm"] = _norm(probe.weights)
+            if grads:
+                probe.stats["grad_norm"] = _norm(grads)
+            probe.before = [p.detach().clone() for p in probe.weights]
+
+    def after_update(self, trainer: pl.Trainer, step: int, model: nn.Module) -> None:
+        """Update ratios ‖ΔW_l‖/‖W_l‖; the step's statistics wait, as tensors, for ``after_steps``."""
+        if not self._diagnosed(step):
+            return
+        for probe in self.probes:
+            if probe.before:
+                delta = [p.detach() - b for p, b in zip(probe.weights, probe.before, strict=True)]
+                probe.stats["update_ratio"] = _norm(delta) / probe.stats["weight_norm"]
+                probe.before = []
+        samples = {(probe.index, "activation"): probe.sample for probe in self.probes}
+        samples.update({(probe.index, "gradient"): _gradient_sample(probe) for probe in self.probes
+                        if probe.keep_sample})
+        self.pending.append((step, trainer.current_epoch, [dict(probe.stats) for probe in self.probes], samples))
+
+    def after_steps(self, trainer: pl.Trainer, steps: CallSteps) -> None:
+        """The rows of the call's diagnosed steps, to layers.csv and the loggers."""
+        pending, self.pending = self.pending, []
+        if not trainer.is_global_zero:
+            return
+        for step, epoch, stats, samples in pending:
+            rows = [self._row(step, epoch, probe, probe_stats) for probe, probe_stats in zip(self.probes, stats,
+                                                                                              strict=True)]
+            self._write(rows)
+            self._log(trainer, step, rows, samples)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._remove_hooks()
 
     def _start_file(self, first_step: int) -> None:
         """The header, and the rows of the steps before ``first_step`` that an earlier attempt of this run wrote (a
@@ -129,87 +181,43 @@ class LayerDiagnostics(Callback):
             writer.writeheader()
             writer.writerows(kept)
 
-    def _arm(self, trainer: pl.Trainer, step: int) -> None:
-        """Watch the activations of the forward pass of step ``step``, if it is a diagnosed one."""
-        if step % self.every_n_steps:
-            return
-        self.step = step
-        keep = self.histograms and self._wandb(trainer) is not None
-        for probe in self.probes:
-            probe.stats, probe.sample, probe.keep_sample = {}, None, keep
-            target = probe.activation if probe.activation is not None else probe.layer
-            self.handles.append(target.register_forward_hook(probe.hook))
-
-    def _before_step(self, trainer: pl.Trainer, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Weight and gradient norms (before clipping: the module clips in a later pre-hook), weights kept."""
-        if self.step is None:
-            return
-        self._remove_hooks()
-        for probe in self.probes:
-            grads = [p.grad for p in probe.weights if p.grad is not None]
-            probe.stats["weight_norm"] = _norm(probe.weights)
-            if grads:
-                probe.stats["grad_norm"] = _norm(grads)
-            probe.before = [p.detach().clone() for p in probe.weights]
-
-    def _after_step(self, trainer: pl.Trainer, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        """Update ratios, then the rows of the diagnosed step; arm the next step if it is diagnosed."""
-        if self.step is not None:
-            for probe in self.probes:
-                if probe.before:
-                    delta = [p.detach() - b for p, b in zip(probe.weights, probe.before, strict=True)]
-                    probe.stats["update_ratio"] = _norm(delta) / probe.stats["weight_norm"]
-                    probe.before = []
-            rows = [self._row(trainer, probe) for probe in self.probes]
-            if trainer.is_global_zero:
-                self._write(rows)
-                self._log(trainer, rows)
-            self.step = None
-        self._arm(trainer, trainer.global_step + 1)  # global_step counts this step once the hooks are done
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._remove_hooks()
-        for handle in self.step_hooks:
-            handle.remove()
-        self.step_hooks = []
-
     def _remove_hooks(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles = []
 
-    def _row(self, trainer: pl.Trainer, probe: LayerProbe) -> dict[str, Any]:
-        row = {"step": self.step, "epoch": trainer.current_epoch + 1,  # 1-based, as in history.csv
+    def _row(self, step: int, epoch: int, probe: LayerProbe, stats: dict[str, torch.Tensor]) -> dict[str, Any]:
+        row = {"step": step, "epoch": epoch + 1,  # 1-based, as in history.csv
                "layer": probe.index, "name": probe.name, "type": type(probe.layer).__name__,
                "activation": probe.activation_name or "none"}
-        row.update({key: float(value) for key, value in probe.stats.items()})
+        row.update({key: float(value) for key, value in stats.items()})
         return row
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=COLUMNS).writerows(rows)
 
-    def _log(self, trainer: pl.Trainer, rows: list[dict[str, Any]]) -> None:
+    def _log(self, trainer: pl.Trainer, step: int, rows: list[dict[str, Any]], samples: Samples) -> None:
         """Line plots through every logger (layers/<index>.<name>/<stat>); histograms to W&B."""
         metrics = {f"layers/{r['layer']:02d}.{r['name']}/{key}": value for r in rows for key, value in r.items()
                    if key in COLUMNS[6:]}
         for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=self.step)
+            logger.log_metrics(metrics, step=step)
         wandb_logger = self._wandb(trainer)
         if wandb_logger is not None and self.histograms:
-            self._log_histograms(wandb_logger)
+            self._log_histograms(wandb_logger, step, samples)
 
-    def _log_histograms(self, logger: WandbLogger) -> None:
+    def _log_histograms(self, logger: WandbLogger, step: int, samples: Samples) -> None:
+        """Histograms of the finite entries (a diverging step's NaN/Inf are the divergence guard's to report)."""
         import wandb
 
-        data: dict[str, Any] = {"trainer/global_step": self.step}
+        data: dict[str, Any] = {"trainer/global_step": step}
         for probe in self.probes:
-            key = f"histograms/{probe.index:02d}.{probe.name}"
-            if probe.sample is not None:
-                data[f"{key}/activation"] = wandb.Histogram(probe.sample.numpy())
-            grads = [p.grad.detach().flatten() for p in probe.weights if p.grad is not None]
-            if grads:
-                data[f"{key}/gradient"] = wandb.Histogram(torch.cat(grads)[:HISTOGRAM_VALUES].cpu().numpy())
+            for kind in ("activation", "gradient"):
+                sample = samples.get((probe.index, kind))
+                finite = sample[torch.isfinite(sample)] if sample is not None else None
+                if finite is not None and len(finite):
+                    data[f"histograms/{probe.index:02d}.{probe.name}/{kind}"] = wandb.Histogram(finite.numpy())
         logger.experiment.log(data)
 
     @staticmethod

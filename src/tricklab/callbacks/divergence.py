@@ -13,16 +13,17 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from torch import nn
+
+from tricklab.stages import CallSteps, StepCallback
 
 
-class DivergenceGuard(Callback):
+class DivergenceGuard(StepCallback):
     """Sets ``trainer.should_stop`` on divergence; ``diverged_at_step`` is then the (0-based) optimizer step whose
     loss or gradient was bad, ``reason`` says which.
 
-    Checks every step of a training batch at the batch's end, from the module's ``step_losses`` and
-    ``step_grad_norms`` (ClassifierModule's), with one host sync per batch; the rest of that batch's steps
-    (``trainer.steps_per_call`` at most) have run by then.
+    Checks every step of a training call after its last step (the ``after_steps`` stage), with one host sync per
+    call; the rest of that call's steps (``trainer.steps_per_call`` at most) have run by then.
     """
 
     def __init__(self, max_loss_factor: float | None = None) -> None:
@@ -31,23 +32,26 @@ class DivergenceGuard(Callback):
         self.diverged_at_step: int | None = None
         self.reason: str | None = None
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        losses = pl_module.step_losses
-        if not losses:
-            return
+    def after_steps(self, trainer: pl.Trainer, steps: CallSteps) -> None:
         # Gradients are checked when the module computed their norms (callbacks.grad_norm, clip=norm), but not
-        # under a gradient scaler: its inf gradients are normal (it skips those steps, which have no norm).
-        grad_norms = pl_module.step_grad_norms.float()
-        check_grads = len(grad_norms) == len(losses) and not _scales_gradients(trainer)
-        grad_norms = grad_norms if check_grads else grad_norms[:0]
-        values = torch.cat([torch.stack(losses).float(), grad_norms.to(losses[0].device)]).tolist()  # one sync
-        first_step = trainer.global_step - len(losses)
-        for i, loss in enumerate(values[: len(losses)]):
-            grad = values[len(losses) + i] if check_grads else 0.0
-            if self._check(trainer, first_step + i, loss, grad):
+        # under a gradient scaler: its inf gradients are normal (it skips those steps).
+        check_grads = steps.grad_norms is not None and not _scales_gradients(trainer)
+        values = [steps.losses.float(), *([steps.grad_norms.float()] if check_grads else [])]
+        values = torch.stack(values).tolist()  # one sync
+        for i, loss in enumerate(values[0]):
+            if self._check(trainer, steps.first_step + i, loss, values[1][i] if check_grads else 0.0):
                 return
+
+    def check_weights(self, trainer: pl.Trainer, model: nn.Module) -> bool:
+        """After a failure: True (and the run stopped as diverged) when ``model``'s weights are no longer finite,
+        so that a consumer that met the NaN before this guard did (a logger, a histogram) does not turn a
+        divergence into a failure."""
+        if self.diverged_at_step is not None:
+            return True
+        if all(torch.isfinite(p).all() for p in model.parameters()):
+            return False
+        self._stop(trainer, trainer.global_step, "non-finite weights")
+        return True
 
     def _check(self, trainer: pl.Trainer, step: int, loss: float, grad_norm: float) -> bool:
         """True when step ``step`` (loss, ‖g‖) diverged, and stop the trainer then."""

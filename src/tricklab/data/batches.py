@@ -3,7 +3,7 @@
 Lightning accepts any iterable with ``__len__`` as a loader; this one costs one ``randperm`` per epoch
 and one gather per batch, instead of a DataLoader's per-sample collation. For training it hands Lightning
 runs of ``steps_per_call`` consecutive minibatches (``StepBatches``), one optimizer step each, so that
-Lightning's per-batch bookkeeping (~0.3 ms) is paid once per run rather than once per step.
+Lightning's per-batch bookkeeping is paid once per run rather than once per step (benchmarks/README.md).
 """
 
 from __future__ import annotations

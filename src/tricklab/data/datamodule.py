@@ -9,11 +9,11 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from tricklab.choices import pick
 from tricklab.data.arrays import DatasetArrays
 from tricklab.data.batches import IndexBatches
 from tricklab.data.scaling import fit_scaler
 from tricklab.data.sources import SOURCES
-from tricklab.errors import ConfigError
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -28,10 +28,9 @@ class TensorDataModule(pl.LightningDataModule):
                  limit_train_batches: int | float | None = None) -> None:
         super().__init__()
         self.steps_per_call, self.limit_train_batches = steps_per_call, limit_train_batches
-        if cfg["name"] not in SOURCES:
-            raise ConfigError(f"data={cfg['name']} has no loader; known datasets: {', '.join(SOURCES)}.")
+        load = pick(SOURCES, "data", cfg["name"])
         self.batch_size, self.seed = cfg["batch_size"], seed
-        arrays = SOURCES[cfg["name"]](cfg, Path(data_dir))
+        arrays = load(cfg, Path(data_dir))
         train, val = _split_validation(arrays, cfg["val_fraction"], cfg["data_seed"], cfg.get("subset"))
         scaler = fit_scaler(cfg["scale"], train[0])
         self.input_shape, self.num_classes = arrays.input_shape, arrays.num_classes

@@ -65,7 +65,7 @@ def run_order(order: JobOrder, task, hydra_context) -> JobOutcome:
             ret = run_job(hydra_context=hydra_context, task_function=task, config=order.config,
                           job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
             ok = ret.status == JobStatus.COMPLETED
-            value = ret._return_value  # the return value, or the exception the task raised
+            value = ret.return_value if ok else _task_exception(ret)
         except SystemExit as exit_:  # the task's own exit (tricklab: code 2 after a config error)
             value = exit_
         if not ok:
@@ -75,6 +75,15 @@ def run_order(order: JobOrder, task, hydra_context) -> JobOutcome:
             value = None
         _reset(env)
     return JobOutcome(order.num, ok, value, error, os.getpid(), _device(), started, time.time())
+
+
+def _task_exception(ret: Any) -> BaseException:
+    """The exception a failed task raised: Hydra's ``JobReturn.return_value`` re-raises it."""
+    try:
+        _ = ret.return_value
+    except BaseException as err:  # the task's exception, whatever its kind
+        return err
+    raise AssertionError("a failed JobReturn returned a value")
 
 
 def describe(err: Any) -> str:

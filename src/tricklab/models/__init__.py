@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from tricklab.errors import ConfigError
+from tricklab.choices import pick
 from tricklab.models.cnn import build_cnn
 from tricklab.models.inception import build_inception
 from tricklab.models.layers import LayerKit
@@ -46,8 +46,7 @@ def build_model(
     Weight normalisation is applied last, so that w = g·v/‖v‖ starts equal to the initialised w.
     """
     family = arch_cfg.get("family", arch_cfg["name"])
-    if family not in ARCHITECTURES:
-        raise ConfigError(f"architecture={family} is unknown; known: {', '.join(ARCHITECTURES)}.")
+    builder = pick(ARCHITECTURES, "architecture", family)
     kit = LayerKit(norm_cfg=norm_cfg, activation=arch_cfg.get("activation", "relu"), dropout_cfg=dropout_cfg)
-    model = apply_init(ARCHITECTURES[family](arch_cfg, kit, tuple(input_shape), num_classes), init_cfg)
-    return apply_weight_norm(model) if norm_cfg["name"] == "weight" else model
+    model = apply_init(builder(arch_cfg, kit, tuple(input_shape), num_classes), init_cfg)
+    return apply_weight_norm(model, norm_cfg)

@@ -11,18 +11,12 @@ from typing import Any
 
 from torch import nn
 
+from tricklab.choices import ACTIVATIONS, check
 from tricklab.errors import ConfigError
 from tricklab.tricks.norm import SHIFTING_NORMS, make_norm
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-}
+# Activation name -> its layer class.
+ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
 AVG_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
@@ -38,8 +32,7 @@ class LayerKit:
     dropout_cfg: dict[str, Any] = field(default_factory=lambda: {"name": "standard", "p": 0.0})
 
     def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation={self.activation} is unknown; known: {', '.join(ACTIVATIONS)}.")
+        check(ACTIVATION_LAYERS, "architecture.activation", self.activation)
 
     def weight(self, dims: int, n_in: int, n_out: int, kernel_size: int = 3, stride: int = 1) -> nn.Module:
         """A Linear (dims=0) or 'same'-padded Conv layer; no bias when a norm with a shift β follows."""
@@ -54,7 +47,7 @@ class LayerKit:
 
     def act(self) -> nn.Module:
         """A new instance of the run's activation."""
-        return ACTIVATIONS[self.activation]()
+        return ACTIVATION_LAYERS[self.activation]()
 
     def dropout(self, dims: int) -> nn.Module | None:
         """Dropout with the run's p (None when p=0); spatial dropout drops whole conv channels."""

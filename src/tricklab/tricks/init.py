@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tricklab.errors import ConfigError
+from tricklab.choices import pick
 from tricklab.tricks.norm import WEIGHT_LAYERS
 
 
@@ -80,9 +80,7 @@ INITS: dict[str, Callable[[torch.Tensor, dict[str, Any]], None] | None] = {
 @torch.no_grad()
 def apply_init(model: nn.Module, cfg: dict[str, Any]) -> nn.Module:
     """Initialise every Linear/Conv weight of ``model`` by ``cfg['name']`` and zero its bias."""
-    if cfg["name"] not in INITS:
-        raise ConfigError(f"init={cfg['name']} is unknown; known inits: {', '.join(INITS)}.")
-    scheme = INITS[cfg["name"]]
+    scheme = pick(INITS, "init", cfg["name"])
     if scheme is None:
         return model
     for module in model.modules():

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from tricklab.errors import ConfigError
+from tricklab.choices import check
 
 NORMS = ("none", "batch", "layer", "group", "weight")
 # Norm layers with a learned shift β make the bias of the weight layer before them redundant.
@@ -23,8 +23,7 @@ WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 def make_norm(cfg: dict[str, Any], channels: int, dims: int) -> nn.Module | None:
     """The norm layer for ``channels`` features of a dense (dims=0) or conv (dims=1, 2) layer output."""
     name = cfg["name"]
-    if name not in NORMS:
-        raise ConfigError(f"norm={name} is unknown; known norms: {', '.join(NORMS)}.")
+    check(NORMS, "norm", name)
     eps = cfg.get("eps", 1e-5)
     if name == "batch":
         batch_norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
@@ -41,10 +40,13 @@ def largest_divisor(channels: int, at_most: int) -> int:
     return max(g for g in range(1, min(at_most, channels) + 1) if channels % g == 0)
 
 
-def apply_weight_norm(model: nn.Module) -> nn.Module:
-    """Reparametrise every Linear/Conv weight as w = g·v/‖v‖ (g starts at ‖w‖, so w is unchanged)."""
+def apply_weight_norm(model: nn.Module, cfg: dict[str, Any]) -> nn.Module:
+    """With ``norm=weight`` (Salimans & Kingma 2016), reparametrise every Linear/Conv weight as w = g·v/‖v‖ per
+    output unit; g starts at ‖w‖, so w is unchanged: apply it after the init."""
     from torch.nn.utils.parametrizations import weight_norm
 
+    if cfg["name"] != "weight":
+        return model
     for module in list(model.modules()):
         if isinstance(module, WEIGHT_LAYERS):
             weight_norm(module)

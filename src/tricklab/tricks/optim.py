@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tricklab.choices import pick
 from tricklab.errors import ConfigError
 
 # name -> (torch class, fixed arguments that make the variant)
@@ -51,9 +52,7 @@ def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: boo
 def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     """The optimizer ``cfg['name']`` over ``model``'s parameters with the hyper-parameters in ``cfg``."""
     name = cfg["name"]
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer={name} is unknown; known optimizers: {', '.join(OPTIMIZERS)}.")
-    cls, fixed = OPTIMIZERS[name]
+    cls, fixed = pick(OPTIMIZERS, "optimizer", name)
     options = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
     allowed = [p for p in inspect.signature(cls).parameters if p not in ("params", "self")]
     unknown = sorted(set(options) - set(allowed))

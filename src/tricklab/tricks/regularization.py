@@ -6,6 +6,10 @@ the penalty's gradient passes through the optimizer (Adam rescales it; for plain
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -17,12 +21,26 @@ def penalized_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
 
 
-def penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor:
-    """λ₁·Σ|w| + (λ₂/2)·Σw²."""
-    total = weights[0].new_zeros(())
+def penalty(weights: list[torch.Tensor], l1: float, l2: float, members: bool = False) -> torch.Tensor:
+    """λ₁·Σ|w| + (λ₂/2)·Σw²: a scalar, or (K,) one per member when dimension 0 indexes stacked models."""
+    def total(values: torch.Tensor) -> torch.Tensor:
+        return values.flatten(1).sum(1) if members else values.sum()
+
+    result = torch.zeros(len(weights[0]) if members else (), device=weights[0].device, dtype=weights[0].dtype)
     for w in weights:
         if l1:
-            total = total + l1 * w.abs().sum()
+            result = result + l1 * total(w.abs())
         if l2:
-            total = total + 0.5 * l2 * w.pow(2).sum()
-    return total
+            result = result + 0.5 * l2 * total(w.pow(2))
+    return result
+
+
+def model_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
+    """The penalty of ``model``'s current weights."""
+    return penalty(penalized_weights(model), l1, l2)
+
+
+def build_penalty(cfg: dict[str, Any] | None) -> Callable[[nn.Module], torch.Tensor] | None:
+    """``penalty(model)`` for ``regularization=<l1|l2|elastic>``, or None when λ₁ = λ₂ = 0."""
+    l1, l2 = float((cfg or {}).get("l1", 0.0)), float((cfg or {}).get("l2", 0.0))
+    return partial(model_penalty, l1=l1, l2=l2) if l1 or l2 else None

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, each stepped per epoch or per optimizer step (by the module: it optimizes manually).
+"""Learning-rate schedules, each stepped after every optimizer step or after every epoch (validation included).
 
 - exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋ (epochs)
 - cosine: η_min + (lr_0-η_min)(1+cos(πt/T))/2     - plateau: lr·factor after `patience` flat epochs
@@ -7,13 +7,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
 
-from tricklab.errors import ConfigError
+from tricklab.choices import check
 
 SCHEDULES = ("none", "exponential", "step", "cosine", "onecycle", "plateau", "warmup_cosine")
 
@@ -27,8 +28,24 @@ class Schedule:
     monitor: str | None = None
 
     def lightning_config(self) -> dict[str, Any]:
-        """What ``configure_optimizers`` hands Lightning, which saves and restores the scheduler's state."""
+        """What ``configure_optimizers`` hands Lightning, which saves and restores the scheduler's state (the
+        module steps it itself, by the two methods below: it optimizes manually)."""
         return {"scheduler": self.scheduler, "interval": self.interval}
+
+    def after_optimizer_step(self) -> None:
+        """Step a per-step schedule (onecycle, warmup_cosine)."""
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self, metrics: Mapping[str, Any], validated: bool) -> None:
+        """Step a per-epoch schedule. Plateau reads its monitor, and skips an epoch that did not measure it (a
+        val/ metric on an epoch without validation: stepping on the stale value would count it twice)."""
+        if self.interval != "epoch":
+            return
+        if self.monitor is None:
+            self.scheduler.step()
+        elif self.monitor in metrics and (validated or not self.monitor.startswith("val/")):
+            self.scheduler.step(float(metrics[self.monitor]))
 
 
 def build_schedule(
@@ -37,8 +54,7 @@ def build_schedule(
     """The schedule for ``cfg['name']``, or None for a constant learning rate; ``total_steps`` = optimizer steps
     of the whole run (onecycle, warmup_cosine)."""
     name = cfg["name"]
-    if name not in SCHEDULES:
-        raise ConfigError(f"scheduler={name} is unknown; known schedules: {', '.join(SCHEDULES)}.")
+    check(SCHEDULES, "scheduler", name)
     if name == "none":
         return None
     if name == "exponential":

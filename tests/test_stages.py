@@ -1,0 +1,64 @@
+"""The step's tensor stages (tricks/clip.py, tricks/regularization.py) match torch's own clipping, and give
+each member of stacked models (dimension 0) what that model alone would get: the shape the fused packs of the
+many-models issue run the same stages in."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tricklab.tricks.clip import build_clip, clip_by_norm_, clip_by_value_, grad_norm
+from tricklab.tricks.regularization import penalty
+
+
+def gradients(seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(shape, generator=generator) * 3 for shape in ((5, 4), (5,), (2, 5))]
+
+
+def test_grad_norm_and_clip_by_norm_match_torch():
+    grads = gradients(0)
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    expected_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+    norm = grad_norm(grads)
+    assert norm == pytest.approx(float(expected_norm))
+    clip_by_norm_(grads, norm, 1.0)
+    for p, g in zip(params, grads, strict=True):
+        torch.testing.assert_close(g, p.grad)
+    assert float(grad_norm(grads)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_by_value_and_none():
+    grads = gradients(1)
+    build_clip({"name": "value", "max_value": 0.5})(grads, None)
+    assert max(float(g.abs().max()) for g in grads) == pytest.approx(0.5)
+    assert build_clip({"name": "none"}) is None and build_clip(None) is None
+
+
+def test_each_stacked_member_is_measured_and_clipped_as_if_alone():
+    alone = [gradients(seed) for seed in (0, 1, 2)]
+    alone[1] = [g * 1e-3 for g in alone[1]]  # a member under the threshold: left unclipped
+    stacked = [torch.stack(tensors) for tensors in zip(*alone, strict=True)]
+    norms = grad_norm(stacked, members=True)
+    assert norms.shape == (3,)
+    for k, grads in enumerate(alone):
+        assert float(norms[k]) == pytest.approx(float(grad_norm(grads)), rel=1e-6)
+        clip_by_norm_(grads, grad_norm(grads), 2.0)
+    clip_by_norm_(stacked, norms, 2.0)
+    for k, grads in enumerate(alone):
+        for member_grad, own in zip((s[k] for s in stacked), grads, strict=True):
+            torch.testing.assert_close(member_grad, own)
+    clip_by_value_(stacked, None, 0.1)
+    assert float(max(s.abs().max() for s in stacked)) == pytest.approx(0.1)
+
+
+def test_penalty_per_member_is_each_models_penalty():
+    weights = [gradients(seed)[::2] for seed in (3, 4)]
+    stacked = [torch.stack(tensors) for tensors in zip(*weights, strict=True)]
+    per_member = penalty(stacked, l1=0.01, l2=0.1, members=True)
+    expected = [float(penalty(w, l1=0.01, l2=0.1)) for w in weights]
+    assert per_member.tolist() == pytest.approx(expected, rel=1e-6)
+    by_hand = sum(0.01 * w.abs().sum() + 0.05 * w.pow(2).sum() for w in weights[0])
+    assert expected[0] == pytest.approx(float(by_hand), rel=1e-6)
