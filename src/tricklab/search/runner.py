@@ -158,7 +158,7 @@ class Search:
         if run.waiting or run.running:
             return
         statuses = [status for status, _ in run.ended.values()]
-        values = [value for _, value in run.ended.values()]
+        values = [run.ended[index][1] for index in sorted(run.ended)]  # by seed, not by the order they ended
         trial = run.trial
         if "pruned" in statuses:
             self.study.tell(trial, state=TrialState.PRUNED)
