@@ -4,6 +4,9 @@ a new release must pass them first)."""
 
 from __future__ import annotations
 
+import inspect
+
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -18,6 +21,7 @@ from tricklab.internals import (
     hydra_args_parser,
     hydra_callbacks,
     lightning_precisions,
+    optuna_trial,
 )
 from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
@@ -93,3 +97,27 @@ def test_hydras_argument_parser_reads_a_command_line_as_hydra_does():
     args = hydra_args_parser().parse_args(["-m", "seed=0,1", "+foo=1", "--cfg", "job"])
     assert args.multirun and args.overrides == ["seed=0,1", "+foo=1"] and args.cfg == "job"
     assert not hydra_args_parser().parse_args(["seed=1"]).multirun
+
+
+def test_optuna_trial_is_built_from_its_number_in_another_process_view(tmp_path):
+    optuna = pytest.importorskip("optuna", reason="pip install -e '.[optuna]'")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    # The constructor tricklab calls: Trial(study, trial_id); its id maps from the number through the storage.
+    assert list(inspect.signature(optuna.trial.Trial.__init__).parameters) == ["self", "study", "trial_id"]
+    path = str(tmp_path / "journal")
+    asker = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(path)),
+                                direction="maximize")
+    asker.ask()
+    asked = asker.ask()
+    # A job's view: the same study loaded through a storage of its own, as a worker process does.
+    job_study = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(path)),
+                                  pruner=optuna.pruners.NopPruner())
+    trial = optuna_trial(job_study, asked.number)
+    assert trial.number == asked.number and trial.params == asked.params
+    trial.report(0.25, 1)
+    trial.set_user_attr("seen", True)
+    assert trial.should_prune() is False
+    frozen = asker.trials[asked.number]  # what the job wrote is in the asker's study
+    assert frozen.intermediate_values == {1: 0.25} and frozen.user_attrs == {"seen": True}

@@ -18,9 +18,10 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tricklab", description="Tools around tricklab runs and sweeps.")
     commands = top.add_subparsers(dest="command", required=True)
     report = commands.add_parser(
-        "report", help="table, factor effects, ensembles and plots of a run or sweep folder",
+        "report", help="table, factor effects, ensembles and plots of a run or sweep folder; trials of a search",
         description="Write report.md and PNG plots into DIR (a run folder or a sweep folder holding run folders, "
-                    "found recursively by their metrics.json) and print the table of configs.",
+                    "found recursively by their metrics.json) and print the table of configs. For a search folder "
+                    "(hparams_search=optuna): its trials, the best config as a command line and Optuna's figures.",
     )
     report.add_argument("dir", type=Path, help="a run folder or a sweep folder")
     report.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
@@ -45,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "report":
             from tricklab.report import make_report
+            from tricklab.search.report import is_search, make_search_report
 
-            make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group, page=args.page)
+            if is_search(args.dir):  # hparams_search=optuna: trials, not configs over seeds
+                make_search_report(args.dir)
+            else:
+                make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group, page=args.page)
         elif args.command == "study" and args.name == "list":
             from tricklab.studies import list_studies
 

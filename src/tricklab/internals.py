@@ -14,6 +14,10 @@ Hydra:
 - ``hydra_callbacks``: Hydra's (empty) callback runner, to build the ``HydraContext`` that ``run_job`` needs when
   a test drives a launcher without Hydra's own entry point.
 - ``hydra_args_parser``: the argument parser behind ``@hydra.main``, to read a command line as Hydra will.
+
+Optuna (the [optuna] extra, pinned <6 in pyproject.toml; imported inside the function):
+- ``optuna_trial``: the live ``Trial`` of a given number, built in a job's process from the study's storage
+  (the trial's id through the study's private id, and the ``Trial`` constructor Optuna does not mean for users).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from __future__ import annotations
 import argparse
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
 
 # --- Lightning -------------------------------------------------------------------------------------------
 
@@ -64,3 +71,19 @@ def hydra_args_parser() -> argparse.ArgumentParser:
     from hydra._internal.utils import get_args_parser
 
     return get_args_parser()
+
+
+# --- Optuna ------------------------------------------------------------------------------------------------
+
+def optuna_trial(study: optuna.Study, number: int) -> optuna.trial.Trial:
+    """The live ``Trial`` number ``number`` of ``study``, built in a process other than the one that asked for it.
+
+    A search's job runs in a worker process and reports to its trial there (``Trial.report``, ``should_prune``,
+    ``set_user_attr``). Optuna hands out a Trial only from ``Study.ask``/``optimize``; its constructor takes the
+    storage's trial id, which only the storage (through the study's private id) maps from the trial's number.
+    The Trial reads the trial from storage when built, so build a new one to see what other processes wrote.
+    """
+    from optuna.trial import Trial
+
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return Trial(study, trial_id)

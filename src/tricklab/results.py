@@ -14,7 +14,8 @@ HISTORY_FILE = "history.csv"
 LAYERS_FILE = "layers.csv"  # per-layer diagnostics, when diagnostics=on
 PREDICTIONS_FILE = "test_predictions.npz"  # test-set probabilities and labels, for ensembles
 # How a run ended, as metrics.json says; "running" until then (or for good, if the process was killed).
-FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted")
+# "pruned": a search trial stopped early by its pruner (a result of the search, never taken for completed).
+FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted", "pruned")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

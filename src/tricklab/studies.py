@@ -131,11 +131,13 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None) -
     out = folder(name, overrides, (output_dir or PROJECT_ROOT / "outputs").resolve())
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
                f"hydra.launcher.workers={workers()}", f"hydra.sweep.dir={out}", *overrides]
-    started = time.perf_counter()
+    from tricklab.study_page import commit
+
+    started, trained_at = time.perf_counter(), commit()
     done = subprocess.run(command, cwd=PROJECT_ROOT)
     if out.is_dir():
         write_json_atomic(out / STUDY_RUN_FILE, {"study": name, "overrides": overrides,
-                                                 "command": _shown_command(name, overrides),
+                                                 "command": _shown_command(name, overrides), "commit": trained_at,
                                                  "wall_time_s": round(time.perf_counter() - started, 1),
                                                  "exit_code": done.returncode})
     if done.returncode == 2 or not out.is_dir():  # refused before anything ran: its message is printed

@@ -107,6 +107,22 @@ class Study:
         return max(matching, key=lambda arm: len(self.arms[arm]), default=None)
 
 
+def study_problems(config: Any, arms: Mapping[str, Any] | None) -> list[str]:
+    """Why the ``study:`` block of a sweep's ``config`` does not hold together with the sweeper's ``arms`` (an arm
+    or metric that does not exist...), checked before any job runs; [] without a study block."""
+    from omegaconf import OmegaConf
+
+    block = OmegaConf.select(config, "study")
+    if not block:
+        return []
+    name = OmegaConf.select(config, "hydra.runtime.choices.experiment") or "study"
+    try:
+        Study.from_config(str(name), OmegaConf.to_container(block, resolve=True), arms)
+    except ConfigError as err:
+        return str(err).split("\n")
+    return []
+
+
 def _claim_problems(study: str, i: int, claim: Claim, arms: Mapping[str, Any]) -> list[str]:
     where = f"study {study}: study.claims[{i}]"
     problems = []

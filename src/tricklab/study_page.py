@@ -100,7 +100,7 @@ def write_page(report: Any, study: Study, pages: Path) -> Path:
     launch = _launch(root)
     facts = {
         "Command": f"`{launch.get('command') or f'python train.py -m experiment={study.name}'}`",
-        "Commit": _commit(),
+        "Commit": f"trained at {launch.get('commit', '-')}, page written at {commit()}",
         "Config hash": _config_hash(root),
         "Machine": _machine(),
         "Wall time": f"{launch['wall_time_s']:.0f} s" if "wall_time_s" in launch else "-",
@@ -151,7 +151,8 @@ def _launch(root: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _commit() -> str:
+def commit() -> str:
+    """The project's git commit (short), marked when the working tree has uncommitted changes."""
     from tricklab.config import PROJECT_ROOT
 
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)

@@ -37,6 +37,7 @@ class RunContext:
     choices: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     group: str | None = None
+    trial: Any = None  # the search trial this run reports to (tricklab.callbacks.pruning.TrialReporter), or None
 
 
 @dataclass
@@ -86,6 +87,8 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     if record["resumed_from"]:
         check_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    if ctx.trial is not None:
+        callbacks.others.append(ctx.trial)
     trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
     return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
 
@@ -110,6 +113,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         write_json_atomic(ctx.run_dir / METRICS_FILE, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
+        if ctx.trial is not None and ctx.trial.pruned_at is not None:  # stopped by the search: not tested
+            record.update(status="pruned", pruned_at_epoch=ctx.trial.pruned_at)
+            return record
         diverged = guard is not None and guard.diverged_at_step is not None
         use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
@@ -291,7 +297,22 @@ def context_from_hydra() -> RunContext:
     hc = HydraConfig.get()
     choices = {g: str(c) for g, c in hc.runtime.choices.items() if g in TRICK_GROUPS and c is not None}
     group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
-    return RunContext(Path(hc.runtime.output_dir), choices, list(hc.overrides.task), group)
+    ctx = RunContext(Path(hc.runtime.output_dir), choices, list(hc.overrides.task), group)
+    if hc.mode == RunMode.MULTIRUN:
+        ctx.trial = search_trial(hc)
+    return ctx
+
+
+def search_trial(hydra_cfg: DictConfig):
+    """The TrialReporter of a job of ``hparams_search=optuna``, or None for any other job."""
+    from tricklab.search.trial import link_from_hydra
+
+    link = link_from_hydra(hydra_cfg)
+    if link is None:
+        return None
+    from tricklab.callbacks.pruning import TrialReporter
+
+    return TrialReporter(link)
 
 
 register_resolvers()

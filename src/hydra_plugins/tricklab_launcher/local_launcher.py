@@ -13,6 +13,7 @@ import atexit
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -67,6 +68,26 @@ class WorkerPoolLauncher(Launcher):
             self.jobs.interrupted()
             raise
         return self.jobs.end()
+
+    # --- asynchronous: a sweeper that asks for the next job whenever a worker is free (hparams_search=optuna) ---
+
+    def free_workers(self) -> int:
+        """How many jobs ``start_job`` can start now."""
+        return self._pool().idle()
+
+    def start_job(self, num: int, overrides: Sequence[str]) -> Path:
+        """Start job ``num`` on a free worker (``free_workers() > 0``) and enter it in sweep.json; its folder."""
+        from tricklab.launch.jobs import SweepJobs
+
+        self.jobs = self.jobs or SweepJobs(self.config, self.hydra_context)
+        order = self.jobs.enter(num, overrides)
+        self._started(order, self._pool().start(order))
+        return order.job_dir
+
+    def wait_jobs(self) -> list[tuple[int, JobReturn]]:
+        """Block until at least one started job ends; the number and JobReturn of each that ended (recorded in
+        its metrics.json and sweep.json as ``launch`` records its jobs)."""
+        return [(order.num, self.jobs.finished(order, outcome)) for order, outcome in self._pool().wait_any()]
 
     def problems(self) -> list[str]:
         """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""

@@ -62,11 +62,13 @@ class GridSweeper(Sweeper):
         """Expand, check every job (exit 2 listing all problems), then create the sweep folder and launch."""
         from tricklab.checks import sweep_problems
         from tricklab.grid import batches
+        from tricklab.study import study_problems
 
         try:
             jobs = self.jobs(arguments)
             found = sweep_problems(self.hydra_context.config_loader, self.config, [j.overrides for j in jobs])
             found += getattr(self.launcher, "problems", list)()  # a launcher that can check itself does
+            found += study_problems(self.config, self.arms)  # a study's claims name arms and metrics that exist
         except ConfigError as err:
             exit_on_user_error(err)
         if found:

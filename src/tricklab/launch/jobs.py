@@ -43,13 +43,9 @@ class SweepJobs:
     def begin(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobOrder]:
         """Set up Hydra's logging and the sweep folder, refuse jobs that would share a folder, skip the finished
         ones and list the others in sweep.json: the orders left to run."""
-        setup_globals()
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self._open()
         self.orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(self.orders)
-        self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
         self.returns = {o.num: self._skip(o) for o in self.orders if job_status(o.job_dir) in DONE}
         to_run = [o for o in self.orders if o.num not in self.returns]
         for order in to_run:
@@ -57,13 +53,29 @@ class SweepJobs:
         self.manifest.write()
         return to_run
 
+    def enter(self, num: int, overrides: Sequence[str]) -> JobOrder:
+        """One job of an asynchronous sweep (a sweeper asking for jobs one at a time): its order, in sweep.json."""
+        self._open()
+        order = self._order(num, overrides)
+        self.manifest.add(order.num, order.overrides, order.job_dir)
+        return order
+
+    def _open(self) -> None:
+        """Hydra's globals and logging, the sweep folder and (once) its manifest."""
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
+
     def started(self, order: JobOrder, device: str, **fields: Any) -> None:
         """Job ``order`` runs now on ``device``: log it, mark it running in sweep.json (with ``fields``)."""
         log.info(f"\t#{order.num} {' '.join(filter_overrides(order.overrides))} on {device}")
         self.manifest.update(order.num, status="running", device=device, **fields)
 
-    def finished(self, order: JobOrder, outcome: JobOutcome, **fields: Any) -> None:
-        """Put the outcome in the job's metrics.json (if the job could not) and in sweep.json (with ``fields``)."""
+    def finished(self, order: JobOrder, outcome: JobOutcome, **fields: Any) -> JobReturn:
+        """Put the outcome in the job's metrics.json (if the job could not) and in sweep.json (with ``fields``);
+        the job's JobReturn."""
         status = job_status(order.job_dir)
         if not outcome.ok and status in (None, "running"):
             order.job_dir.mkdir(parents=True, exist_ok=True)  # a job can fail before it starts (Ray: its node died)
@@ -79,6 +91,7 @@ class SweepJobs:
         else:
             self.returns[order.num] = _job_return(order, JobStatus.FAILED,
                                                   JobFailed(f"{outcome.error} (log: {order.job_dir / OUTPUT_LOG})"))
+        return self.returns[order.num]
 
     def interrupted(self) -> None:
         """The sweep was stopped (Ctrl-C, SIGTERM): the jobs still running become ``interrupted`` in sweep.json

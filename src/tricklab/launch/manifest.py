@@ -96,8 +96,8 @@ class SweepManifest:
         skipped = sum(bool(j.get("skipped")) for j in jobs)
         lines = [f"Sweep {self.data['sweep_dir']}: {len(jobs)} jobs, {counts['completed']} completed"
                  f"{f' ({skipped} skipped: finished earlier)' if skipped else ''}, {counts['diverged']} diverged, "
-                 f"{counts['failed']} failed" + (f", {counts['interrupted']} interrupted" if counts["interrupted"]
-                                                 else "")]
+                 f"{counts['failed']} failed" + "".join(f", {counts[s]} {s}" for s in ("interrupted", "pruned")
+                                                         if counts[s])]
         for job in jobs:
             if job["status"] != "completed":
                 log = Path(self.data["sweep_dir"]) / job["dir"] / OUTPUT_LOG

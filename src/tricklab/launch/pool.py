@@ -111,3 +111,31 @@ class WorkerPool:
         for worker in self.workers:
             worker.stop()
         self.workers = []
+
+    # --- one job at a time, for a sweeper that asks for the next job when a worker is free -----------------
+
+    def idle(self) -> int:
+        """How many slots have no running job (a slot whose worker is not started yet counts)."""
+        return len(self.slots) - sum(w.order is not None for w in self.workers)
+
+    def start(self, order: JobOrder) -> Slot:
+        """Give ``order`` to an idle worker, starting one on a free slot if none is idle (``idle()`` must be > 0);
+        the slot it runs on."""
+        worker = next((w for w in self.workers if w.order is None), None)
+        if worker is None:
+            worker = Worker(self.slots[len(self.workers)], self.setup)
+            self.workers.append(worker)
+        worker.give(order)
+        return worker.slot
+
+    def wait_any(self) -> list[tuple[JobOrder, JobOutcome]]:
+        """Block until at least one running job ends; the jobs that ended, with their outcomes."""
+        busy = {w.conn: w for w in self.workers if w.order is not None}
+        ended = []
+        for conn in wait(list(busy)):
+            worker = busy[conn]
+            order = worker.order
+            ended.append((order, worker.collect()))
+            if not worker.alive:  # its replacement owns the same slot
+                self.workers[self.workers.index(worker)] = Worker(worker.slot, self.setup)
+        return ended

@@ -1,0 +1,116 @@
+"""``hydra/sweeper=optuna`` (``hparams_search=optuna``): a search on Optuna that asks for a new trial whenever a
+worker is free, prunes bad trials by their per-epoch validation accuracy, and keeps its study in a journal in
+the sweep folder, so that ``resume=<sweep dir>`` continues it. The machinery lives in ``tricklab.search``; this
+module is what Hydra sees.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.errors import CompactHydraException, HydraException
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from tricklab.errors import ConfigError, exit_on_user_error
+from tricklab.search.study import SearchSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OptunaSweeperConf(SearchSettings):
+    _target_: str = "hydra_plugins.tricklab_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="tricklab")
+
+
+class SearchFailed(CompactHydraException):
+    """Some trials failed: exit 1 with the summary's last line, no traceback (as a grid sweep with failed jobs)."""
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        plain = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                 for k, v in settings.items()}
+        self.settings = SearchSettings(**plain)
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        """Keep Hydra's context and set up the launcher the trials run on."""
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
+
+    def sweep(self, arguments: list[str]) -> dict[str, int]:
+        """Run the search; the counts of trials this launch told completed, pruned and failed."""
+        from tricklab.search.runner import BatchJobs, Search
+        from tricklab.search.space import parse_space
+        from tricklab.search.study import build_sampler, fail_stale_trials, open_study, write_search_file
+
+        settings = self.settings
+        try:
+            settings.check()
+            space = parse_space(settings.params, arguments)
+            grid = space.grid() if settings.sampler == "grid" else None
+            space.check_ends(self.check)
+        except ConfigError as err:
+            exit_on_user_error(err)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        study = open_study(settings, sweep_dir, build_sampler(settings, grid))
+        retried = fail_stale_trials(study) if settings.retry_running else []
+        if retried:
+            log.info(f"trials {', '.join(map(str, retried))} were left running by a killed search: marked failed, "
+                     f"their parameters enqueued again")
+        for params in settings.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+        write_search_file(sweep_dir, settings, space.fixed, space.specs)
+        n_trials = settings.n_trials if grid is None else min(settings.n_trials, _grid_size(grid))
+        jobs = self.launcher if hasattr(self.launcher, "start_job") else BatchJobs(self.launcher, settings.n_jobs)
+        told = Search(settings, space, study, jobs, sweep_dir, self.check, self.config.seed, n_trials).run()
+        line = _summary(study, sweep_dir)
+        print(line, flush=True)
+        if told["failed"]:
+            raise SearchFailed(line)
+        return told
+
+    def check(self, overrides: list[str]) -> None:
+        """ConfigError when the job config of ``overrides`` does not compose or fails tricklab's checks."""
+        from tricklab.config import validate
+
+        try:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        except HydraException as err:
+            lines = str(err).split("Config search path")[0].splitlines()  # Hydra's search path: not about the value
+            why = " ".join(line.strip() for line in lines if line.strip())
+            raise ConfigError(f"the overrides {' '.join(overrides)} do not compose: {why}") from None
+        validate(config)
+
+
+def _grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def _summary(study: Any, sweep_dir: Path) -> str:
+    """One line: the study's trials by state, and the best one."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials)
+              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    best = ""
+    if counts["complete"]:
+        best = f"; best trial {study.best_trial.number}: {study.best_value:.4f}"
+    return (f"Search {sweep_dir}: {len(trials)} trials, {counts['complete']} completed, {counts['pruned']} pruned, "
+            f"{counts['fail']} failed{best}. Report: tricklab report {sweep_dir}")
