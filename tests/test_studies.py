@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from tricklab.config import CONF_DIR, validate
 from tricklab.data.sources import DEBIAN_FASHION_MNIST
 from tricklab.grid import arm_overrides, expand
-from tricklab.study import Study
 from tricklab.studies import study_files
+from tricklab.study import Study
 
 STUDIES = sorted(study_files())
 NEEDS_FASHION = {"dropout_cnn"}
