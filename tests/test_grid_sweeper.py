@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from helpers import run_cli
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tricklab.errors import ConfigError
 from tricklab.grid import arm_overrides, batches, expand
+from tricklab.internals import hydra_basic_sweeper
 
 PARSER = OverridesParser.create()
 ARMS = {"sgd": ["optimizer=sgd", "optimizer.lr=0.1"], "adam": ["optimizer=adam", "optimizer.lr=0.001"]}
@@ -32,7 +32,7 @@ def jobs_of(*lines: str, arms=None) -> list[tuple[str, ...]]:
     [],
 ])
 def test_the_grid_is_hydras_basic_sweeper_grid_in_the_same_order(lines):
-    (expected,) = BasicSweeper.split_arguments(PARSER.parse_overrides(lines), None)
+    (expected,) = hydra_basic_sweeper().split_arguments(PARSER.parse_overrides(lines), None)
     assert [list(job) for job in jobs_of(*lines)] == expected
 
 

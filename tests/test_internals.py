@@ -19,6 +19,7 @@ from tricklab.internals import (
     checkpoint_contents,
     count_optimizer_step,
     hydra_args_parser,
+    hydra_basic_sweeper,
     hydra_callbacks,
     lightning_precisions,
     optuna_trial,
@@ -121,3 +122,11 @@ def test_optuna_trial_is_built_from_its_number_in_another_process_view(tmp_path)
     assert trial.should_prune() is False
     frozen = asker.trials[asked.number]  # what the job wrote is in the asker's study
     assert frozen.intermediate_values == {1: 0.25} and frozen.user_attrs == {"seen": True}
+
+
+def test_hydras_basic_sweeper_splits_a_grid_into_jobs():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(["a=1,2", "b=x"])
+    (jobs,) = hydra_basic_sweeper().split_arguments(parsed, None)
+    assert jobs == [["a=1", "b=x"], ["a=2", "b=x"]]

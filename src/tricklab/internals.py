@@ -14,6 +14,8 @@ Hydra:
 - ``hydra_callbacks``: Hydra's (empty) callback runner, to build the ``HydraContext`` that ``run_job`` needs when
   a test drives a launcher without Hydra's own entry point.
 - ``hydra_args_parser``: the argument parser behind ``@hydra.main``, to read a command line as Hydra will.
+- ``hydra_basic_sweeper``: Hydra's BasicSweeper class, the reference the grid sweeper's job order is tested
+  against (tests only).
 
 Optuna (the [optuna] extra, pinned <6 in pyproject.toml; imported inside the function):
 - ``optuna_trial``: the live ``Trial`` of a given number, built in a job's process from the study's storage
@@ -71,6 +73,13 @@ def hydra_args_parser() -> argparse.ArgumentParser:
     from hydra._internal.utils import get_args_parser
 
     return get_args_parser()
+
+
+def hydra_basic_sweeper() -> type:
+    """Hydra's BasicSweeper (hydra._internal.core_plugins), whose ``split_arguments`` gives its grid."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    return BasicSweeper
 
 
 # --- Optuna ------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 LAYERS_FILE = "layers.csv"  # per-layer diagnostics, when diagnostics=on
 PREDICTIONS_FILE = "test_predictions.npz"  # test-set probabilities and labels, for ensembles
+STUDY_RUN_FILE = "study.json"  # in a study's folder: the command that ran it, its commit and wall time
 # How a run ended, as metrics.json says; "running" until then (or for good, if the process was killed).
 # "pruned": a search trial stopped early by its pruner (a result of the search, never taken for completed).
 FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted", "pruned")

@@ -23,10 +23,9 @@ from omegaconf import OmegaConf
 
 from tricklab.config import CONF_DIR, PROJECT_ROOT
 from tricklab.errors import ConfigError
-from tricklab.results import write_json_atomic
+from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
 EXPERIMENTS = CONF_DIR / "experiment"
-STUDY_RUN_FILE = "study.json"  # in the study's folder: the command, its overrides and its wall time
 PAGES = PROJECT_ROOT / "docs" / "studies"
 MIN_SEEDS = 2  # a t-interval needs two values at least
 

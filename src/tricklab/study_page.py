@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from tricklab.findings import ArmSummary, Comparison
+from tricklab.results import STUDY_RUN_FILE
 from tricklab.study import ClaimFinding, Study
 from tricklab.sweep import Sweep
 
@@ -145,8 +146,6 @@ def write_index(pages: Path) -> Path:
 
 
 def _launch(root: Path) -> dict[str, Any]:
-    from tricklab.studies import STUDY_RUN_FILE
-
     path = root / STUDY_RUN_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
