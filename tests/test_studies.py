@@ -29,7 +29,7 @@ def composed(name: str, overrides: list[str] = ()):
 
 def test_the_studies_are_there():
     assert {"batchnorm", "dropout", "dropout_cnn", "init_depth", "init_stats", "input_scaling", "lr_decay", "norms",
-            "overfitting", "residual"} <= set(STUDIES)
+            "optimizers", "overfitting", "residual"} <= set(STUDIES)
 
 
 @pytest.mark.parametrize("name", STUDIES)

@@ -121,3 +121,22 @@ def test_the_report_of_a_study_has_its_findings(tmp_path):
     assert "- **supported**: batch vs plain: Δ test/acc = +0.1" in text
     assert "| huge_lr | 3/3 diverged |" in text
     assert "diverged 3/3 vs 0/3 (Fisher p = 0.1)" in text
+
+
+def test_a_group_is_its_best_arm_chosen_on_validation_and_compared_on_test(tmp_path):
+    arms = {f"{opt}_lr{lr}": [f"optimizer={opt}", f"optimizer.lr={lr}"] for opt in ("sgd", "adam") for lr in (1, 2)}
+    block = {"question": "q", "groups": {"sgd": ["sgd_lr1", "sgd_lr2"], "adam": ["adam_lr1", "adam_lr2"]},
+             "claims": [{"question": "Adam beats SGD", "source": "s", "metric": "test/acc", "direction": "higher",
+                         "baseline": "sgd", "arms": ["adam"]}]}
+    # (best val acc, test acc) per arm: sgd_lr2 wins on validation though sgd_lr1 has the better test accuracy
+    results = {"sgd_lr1": (0.5, 0.95), "sgd_lr2": (0.7, 0.60), "adam_lr1": (0.8, 0.80), "adam_lr2": (0.6, 0.99)}
+    for arm, (val, test) in results.items():
+        for seed in range(3):
+            write_run(tmp_path / f"{arm}{seed}", [*arms[arm], f"seed={seed}"], test_acc=test + 0.001 * seed,
+                      val_accs=(val - 0.1, val))
+    (finding,) = assess(Study.from_config("opt", block, arms), load_sweep(tmp_path))
+    assert finding.summaries["sgd"].arm == "sgd (best: sgd_lr2)" and finding.summaries["adam"].arm.endswith("adam_lr1)")
+    assert finding.comparisons[0].difference == pytest.approx(0.20)
+    assert finding.verdicts == ["supported"]
+    with pytest.raises(ConfigError, match="study.groups.adam lists adam_lr3, not arms"):
+        Study.from_config("opt", {**block, "groups": {**block["groups"], "adam": ["adam_lr3"]}}, arms)

@@ -78,6 +78,10 @@ class Study:
     question: str
     arms: dict[str, tuple[str, ...]]
     claims: tuple[Claim, ...]
+    # A group stands for the best of its arms (e.g. one optimizer at its best learning rate): the arm with the
+    # best mean of ``select_by`` over its completed seeds (higher is better unless it ends in "loss").
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    select_by: str = "best/val/acc"
 
     @classmethod
     def from_config(cls, name: str, block: Mapping[str, Any], arms: Mapping[str, Any] | None) -> Study:
@@ -85,18 +89,21 @@ class Study:
         they do not hold together."""
         arms = {arm: tuple(overrides) for arm, overrides in (arms or {}).items()}
         problems = [] if arms else [f"study {name}: hydra.sweeper.arms is empty; a study compares named arms."]
+        groups = {group: tuple(members) for group, members in (block.get("groups") or {}).items()}
+        select_by = str(block.get("select_by", "best/val/acc"))
+        problems += _group_problems(name, groups, select_by, arms)
         claims = []
         for i, raw in enumerate(block.get("claims") or []):
             claim = Claim(question=raw.get("question", ""), source=raw.get("source", ""), metric=raw.get("metric", ""),
                           direction=raw.get("direction", ""), baseline=raw.get("baseline", ""),
                           arms=tuple(raw.get("arms") or ()), expect=raw.get("expect", "better"))
-            problems += _claim_problems(name, i, claim, arms)
+            problems += _claim_problems(name, i, claim, {**arms, **groups})
             claims.append(claim)
         if not claims:
             problems.append(f"study {name}: study.claims is empty; a study states at least one claim.")
         if problems:
             raise ConfigError("\n".join(problems))
-        return cls(name, str(block.get("question", "")), arms, tuple(claims))
+        return cls(name, str(block.get("question", "")), arms, tuple(claims), groups, select_by)
 
     def arm_of(self, run: Run) -> str | None:
         """The arm ``run`` belongs to: the one its metrics.json names, else the one whose overrides it carries."""
@@ -121,6 +128,21 @@ def study_problems(config: Any, arms: Mapping[str, Any] | None) -> list[str]:
     except ConfigError as err:
         return str(err).split("\n")
     return []
+
+
+def _group_problems(study: str, groups: Mapping[str, tuple[str, ...]], select_by: str,
+                    arms: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for group, members in groups.items():
+        if group in arms:
+            problems.append(f"study {study}: study.groups.{group} has the name of an arm; give the group its own.")
+        unknown = [m for m in members if m not in arms]
+        if unknown or not members:
+            problems.append(f"study {study}: study.groups.{group} lists {', '.join(unknown) or 'no arm'}, not arms "
+                            f"of hydra.sweeper.arms; arms: {', '.join(arms) or 'none'}.")
+    if groups and not any(re.fullmatch(form, select_by) for form in METRIC_FORMS):
+        problems.append(f"study {study}: study.select_by={select_by!r} is not a metric tricklab reads.")
+    return problems
 
 
 def _claim_problems(study: str, i: int, claim: Claim, arms: Mapping[str, Any]) -> list[str]:
@@ -206,9 +228,14 @@ def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
         arm = study.arm_of(run)
         if arm is not None:
             by_arm[arm].append(run)
+    chosen = {group: _best_member(study, members, by_arm) for group, members in study.groups.items()}
     findings = []
     for claim in study.claims:
-        summaries = {arm: _summary(arm, by_arm[arm], claim.metric) for arm in (claim.baseline, *claim.arms)}
+        summaries = {}
+        for arm in (claim.baseline, *claim.arms):
+            member = chosen.get(arm, arm)
+            label = f"{arm} (best: {member})" if arm in chosen else arm
+            summaries[arm] = _summary(label, by_arm[member], claim.metric)
         comparisons = [Comparison.of(summaries[arm], summaries[claim.baseline]) for arm in claim.arms]
         findings.append(ClaimFinding(claim, summaries, comparisons))
     adjusted = iter(holm([c.p_value for f in findings for c in f.comparisons]))
@@ -217,6 +244,18 @@ def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
         finding.verdicts = [verdict(c, finding.claim.expect, finding.claim.higher_is_better)
                             for c in finding.comparisons]
     return findings
+
+
+def _best_member(study: Study, members: tuple[str, ...], by_arm: Mapping[str, list[Run]]) -> str:
+    """The member arm with the best mean ``study.select_by`` over its completed runs (chosen on validation, so
+    that the claim's test metric is not used to pick it)."""
+    sign = -1.0 if study.select_by.endswith("loss") else 1.0
+
+    def score(arm: str) -> float:
+        values = _summary(arm, by_arm[arm], study.select_by).values
+        return sign * sum(values) / len(values) if values else -math.inf
+
+    return max(members, key=score)
 
 
 def _summary(arm: str, runs: list[Run], metric: str) -> ArmSummary:

@@ -76,7 +76,7 @@ def findings_markdown(findings: list[ClaimFinding]) -> str:
              "vary the initialisation and the batch order; the data split is fixed."]
     for i, finding in enumerate(findings, 1):
         claim = finding.claim
-        rows = [f"| {name}{' (baseline)' if name == claim.baseline else ''} | {arm_cell(s)} |"
+        rows = [f"| {s.arm}{' (baseline)' if name == claim.baseline else ''} | {arm_cell(s)} |"
                 for name, s in finding.summaries.items()]
         parts += [f"### Claim {i}: {claim.question}",
                   f"Source: {claim.source or '—'}. Metric: `{claim.metric}` ({claim.direction} is better); the "
