@@ -61,6 +61,7 @@ class WorkerPoolLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
         from tricklab.launch.manifest import DONE, SweepManifest, job_status
+        from tricklab.lease import live_holder
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -70,6 +71,8 @@ class WorkerPoolLauncher(Launcher):
         _exit_if_folders_clash(orders)
         self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
         returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) in DONE}
+        returns.update({o.num: self._elsewhere(o, holder) for o in orders
+                        if o.num not in returns and (holder := live_holder(o.job_dir))})
         to_run = [o for o in orders if o.num not in returns]
         for order in to_run:
             self.manifest.add(order.num, order.overrides, order.job_dir)
@@ -136,6 +139,15 @@ class WorkerPoolLauncher(Launcher):
         value = objective(record)
         self.manifest.add(order.num, order.overrides, order.job_dir, record["status"], skipped=True, value=value)
         return _job_return(order, JobStatus.COMPLETED, value)
+
+    def _elsewhere(self, order, holder: dict) -> JobReturn:
+        """A job another live process is running (its lease says so): not started here, and not waited for."""
+        from tricklab.lease import describe
+
+        log.info(f"\t#{order.num} is running elsewhere ({describe(holder)}); not started here")
+        self.manifest.add(order.num, order.overrides, order.job_dir, "running", skipped=True,
+                          elsewhere=describe(holder))
+        return _job_return(order, JobStatus.COMPLETED, None)
 
     def _started(self, order, slot) -> None:
         log.info(f"\t#{order.num} {' '.join(filter_overrides(order.overrides))} on {slot.device}")
