@@ -276,3 +276,23 @@ def test_a_second_launcher_resuming_a_live_sweep_does_not_run_a_running_job(tmp_
         assert epochs == list(range(1, 151))  # trained once, by one process
     assert hashes(other) == after_second  # the first launcher found it completed and left it alone
     assert not list(sweep.glob("*/.lease.json"))  # every lease released
+
+
+# --- what a resume runs again ------------------------------------------------------------------------------
+
+def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY, "optimizer=sgd", "optimizer.lr=0.01,1e12"]
+    assert run_cli(args).returncode == 0
+    sweep = only_sweep(tmp_path)
+    jobs = {status(d): d for d in sweep.iterdir() if d.is_dir()}
+    assert set(jobs) == {"completed", "diverged"}
+    before = {s: hashes(d) for s, d in jobs.items()}
+    again = run_cli([*args, f"resume={sweep}"])
+    assert again.returncode == 0 and "2 jobs, 1 completed (2 skipped: finished earlier), 1 diverged" in again.stdout
+    assert {s: hashes(d) for s, d in jobs.items()} == before  # a divergence is a result: not repeated
+    widened = run_cli([*args, f"resume={sweep}", "rerun=[diverged]"])
+    assert widened.returncode == 0, widened.stderr[-3000:]
+    assert hashes(jobs["completed"]) == before["completed"]
+    assert hashes(jobs["diverged"])["metrics.json"] != before["diverged"]["metrics.json"]  # run again, asked to
+    assert status(jobs["diverged"]) == "diverged"

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
-from tricklab.launch.manifest import DONE, job_status
+from tricklab.launch.manifest import finished, job_status
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
@@ -298,7 +298,7 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
-    if ctx.group is not None and (status := job_status(ctx.run_dir)) in DONE:  # a resumed sweep, any launcher
+    if ctx.group is not None and (status := finished(ctx.run_dir, cfg.get("rerun"))):  # resumed, any launcher
         print(f"tricklab: {ctx.run_dir} already {status}; skipped.")
         return objective(read_metrics(ctx.run_dir))
     try:

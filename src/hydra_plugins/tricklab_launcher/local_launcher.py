@@ -60,7 +60,7 @@ class WorkerPoolLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
-        from tricklab.launch.manifest import DONE, SweepManifest, job_status
+        from tricklab.launch.manifest import SweepManifest, finished
         from tricklab.lease import live_holder
 
         setup_globals()
@@ -70,7 +70,8 @@ class WorkerPoolLauncher(Launcher):
         orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(orders)
         self.manifest = self.manifest or SweepManifest(sweep_dir, list(self.config.hydra.overrides.task))
-        returns = {o.num: self._skip(o) for o in orders if job_status(o.job_dir) in DONE}
+        rerun = list(self.config.get("rerun") or [])
+        returns = {o.num: self._skip(o) for o in orders if finished(o.job_dir, rerun)}
         returns.update({o.num: self._elsewhere(o, holder) for o in orders
                         if o.num not in returns and (holder := live_holder(o.job_dir))})
         to_run = [o for o in orders if o.num not in returns]
