@@ -247,3 +247,52 @@ def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_l
     assert jobs["seed=1"].get("skipped") and not jobs["seed=2"].get("skipped")
     assert len(manifest["launches"]) == 2 and manifest["counts"]["completed"] == 3
     assert hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1") == first
+
+
+# --- two launchers on one sweep ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_second_launcher_resuming_a_live_sweep_does_not_run_a_running_job(tmp_path, data_dir):
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.workers=1", "hydra.launcher.gpus=[]",
+            f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *QUIET, "seed=0,1",
+            "trainer.max_epochs=150", "callbacks.checkpoint.every_seconds=0"]
+    first = start(args)
+    wait_for(lambda: any((d / ".lease.json").is_file() and (d / "checkpoints" / "last.ckpt").is_file()
+                         for d in tmp_path.glob("multirun/*/*")))
+    sweep = only_sweep(tmp_path)
+    running, other = (sweep / f"callbacks.checkpoint.every_seconds=0,seed={s},threads=1,trainer.max_epochs=150"
+                      for s in (0, 1))
+    second = run_cli([*args, f"resume={sweep}"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "running elsewhere" in second.stdout  # seed=0 was left to the first launcher
+    assert status(other) == "completed"  # the second launcher ran the job nobody ran
+    after_second = hashes(other)
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    for job in (running, other):
+        record = json.loads((job / "metrics.json").read_text())
+        assert record["status"] == "completed" and record["resumed_from"] is None and record["epochs"] == 150
+        epochs = [int(line.split(",")[0]) for line in (job / "history.csv").read_text().splitlines()[1:]]
+        assert epochs == list(range(1, 151))  # trained once, by one process
+    assert hashes(other) == after_second  # the first launcher found it completed and left it alone
+    assert not list(sweep.glob("*/.lease.json"))  # every lease released
+
+
+# --- what a resume runs again ------------------------------------------------------------------------------
+
+def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY, "optimizer=sgd", "optimizer.lr=0.01,1e12"]
+    assert run_cli(args).returncode == 0
+    sweep = only_sweep(tmp_path)
+    jobs = {status(d): d for d in sweep.iterdir() if d.is_dir()}
+    assert set(jobs) == {"completed", "diverged"}
+    before = {s: hashes(d) for s, d in jobs.items()}
+    again = run_cli([*args, f"resume={sweep}"])
+    assert again.returncode == 0 and "2 jobs, 1 completed (2 skipped: finished earlier), 1 diverged" in again.stdout
+    assert {s: hashes(d) for s, d in jobs.items()} == before  # a divergence is a result: not repeated
+    widened = run_cli([*args, f"resume={sweep}", "rerun=[diverged]"])
+    assert widened.returncode == 0, widened.stderr[-3000:]
+    assert hashes(jobs["completed"]) == before["completed"]
+    assert hashes(jobs["diverged"])["metrics.json"] != before["diverged"]["metrics.json"]  # run again, asked to
+    assert status(jobs["diverged"]) == "diverged"

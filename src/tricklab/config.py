@@ -25,7 +25,7 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
-PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite")
+PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite", "rerun")
 SCALES = ("raw", "unit", "symmetric", "standardize")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
@@ -140,6 +140,8 @@ RULES: dict[str, Rule] = {
     "threads": positive(int, nullable=True),
     "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
     "overwrite": Rule(bool, "true or false"),
+    "rerun": Rule(list, "a list of the statuses a resume runs again beyond failed and cut-short ones: [completed], "
+                        "[diverged] or [completed,diverged]", lambda v: set(v) <= {"completed", "diverged"}),
     "arm": Rule(str, "the name of an arm of hydra.sweeper.arms (the grid sweeper sets it), or null", nullable=True),
     "data.scale": one_of(SCALES),
     "data.batch_size": positive(int),

@@ -73,6 +73,8 @@ def _unknown(cfg: DictConfig, key: str, line: str | None, added: bool) -> str:
     hint = f" Did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
     plus = (" A leading + adds a key only under optimizer., trainer. (passed to the library, which must take it) "
             "and hydra.; tricklab refuses new keys elsewhere, so a typo cannot pass unnoticed." if added else "")
+    if not added and key.startswith(PASS_THROUGH[:2]):  # maybe a library argument tricklab does not name
+        plus = f" If {leaf} is an argument of the library itself, pass it through with +{key}=<value>."
     return (f"{line}: {missing} is not a key of {where}; its keys are: {', '.join(known) or 'none'}."
             f"{hint}{plus}")
 

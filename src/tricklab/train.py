@@ -6,6 +6,7 @@ errors come back in well under a second.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -18,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
-from tricklab.launch.manifest import DONE, job_status
+from tricklab.launch.manifest import finished, job_status
+from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
 
 # Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
@@ -322,11 +324,15 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
-    if ctx.group is not None and (status := job_status(ctx.run_dir)) in DONE:  # a resumed sweep, any launcher
+    if ctx.group is not None and (status := finished(ctx.run_dir, cfg.get("rerun"))):  # resumed, any launcher
         print(f"tricklab: {ctx.run_dir} already {status}; skipped.")
         return objective(read_metrics(ctx.run_dir))
     try:
-        record = run(cfg, ctx)
+        with job_lease(ctx.run_dir) if _leads() else contextlib.nullcontext():
+            record = run(cfg, ctx)
+    except LeaseHeld as held:  # another launcher runs this job: leave it to that one, touch nothing
+        print(f"tricklab: {held}")
+        return None
     except TricklabError as err:
         exit_on_user_error(err)
     from pytorch_lightning.utilities import rank_zero_only
@@ -336,6 +342,12 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_summary(record)
     return objective(record)
+
+
+def _leads() -> bool:
+    """This process is the run's first (rank 0 on node 0), the one that holds the job's lease: the other
+    ranks of a DDP run start with its lease already taken."""
+    return all(os.environ.get(key, "0") == "0" for key in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 def cli() -> None:

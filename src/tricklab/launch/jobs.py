@@ -21,8 +21,9 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tricklab.errors import ConfigError, exit_on_user_error
-from tricklab.launch.manifest import DONE, SweepManifest, job_status, mark_failed
+from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
+from tricklab.lease import live_holder
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,10 @@ class SweepJobs:
         self._open()
         self.orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(self.orders)
-        self.returns = {o.num: self._skip(o) for o in self.orders if job_status(o.job_dir) in DONE}
+        rerun = list(self.config.get("rerun") or [])
+        self.returns = {o.num: self._skip(o) for o in self.orders if finished(o.job_dir, rerun)}
+        self.returns.update({o.num: self._elsewhere(o, holder) for o in self.orders
+                             if o.num not in self.returns and (holder := live_holder(o.job_dir))})
         to_run = [o for o in self.orders if o.num not in self.returns]
         for order in to_run:
             self.manifest.add(order.num, order.overrides, order.job_dir)
@@ -128,6 +132,15 @@ class SweepJobs:
         value = objective(record)
         self.manifest.add(order.num, order.overrides, order.job_dir, record["status"], skipped=True, value=value)
         return _job_return(order, JobStatus.COMPLETED, value)
+
+    def _elsewhere(self, order: JobOrder, holder: dict) -> JobReturn:
+        """A job another live process is running (its lease says so): not started here, and not waited for."""
+        from tricklab.lease import describe
+
+        log.info(f"\t#{order.num} is running elsewhere ({describe(holder)}); not started here")
+        self.manifest.add(order.num, order.overrides, order.job_dir, "running", skipped=True,
+                          elsewhere=describe(holder))
+        return _job_return(order, JobStatus.COMPLETED, None)
 
 
 def worker_setup(launcher: str, task_function: TaskFunction, config: DictConfig,

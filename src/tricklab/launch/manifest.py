@@ -20,6 +20,13 @@ from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, set_asi
 # Jobs a resumed sweep does not run again: their result is recorded (a divergence is a result; rerunning it
 # would repeat it). Failed, interrupted and cut-short ("running") jobs run again.
 DONE = ("completed", "diverged")
+
+
+def finished(job_dir: Path, rerun: list[str] | None = None) -> str | None:
+    """The status of a job a resume skips (one of DONE, less those ``rerun=[...]`` asks to run again), or None
+    when the job is to run."""
+    status = job_status(job_dir)
+    return status if status in DONE and status not in (rerun or []) else None
 MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
 
 
