@@ -33,8 +33,9 @@ def study_of(sweep: Sweep) -> Study | None:
         if saved.is_file() and hydra.is_file():
             block = OmegaConf.to_container(OmegaConf.load(saved)).get("study")
             if block:
-                arms = OmegaConf.select(OmegaConf.load(hydra), "hydra.sweeper.arms")
-                name = (run.metrics.get("choices") or {}).get("experiment", sweep.root.name)
+                saved_hydra = OmegaConf.load(hydra)
+                arms = OmegaConf.select(saved_hydra, "hydra.sweeper.arms")
+                name = OmegaConf.select(saved_hydra, "hydra.runtime.choices.experiment") or sweep.root.name
                 return Study.from_config(name, block, OmegaConf.to_container(arms) if arms else None)
     return None
 
