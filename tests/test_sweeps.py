@@ -23,7 +23,7 @@ from tricklab.config import CONF_DIR, PROJECT_ROOT
 from tricklab.errors import ConfigError
 from tricklab.internals import hydra_callbacks
 from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
-from tricklab.launch.manifest import MANIFEST_FILE
+from tricklab.launch.manifest import MANIFEST_FILE, SweepManifest
 from tricklab.launch.messages import JobOrder, Setup
 from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir
 from tricklab.launch.pool import WorkerPool
@@ -410,3 +410,19 @@ def test_ray_config_composes_with_ray_off_by_default():
     assert launcher == {"_target_": "hydra_plugins.tricklab_ray_launcher.ray_launcher.RayLauncher", "address": None,
                         "num_cpus": 1, "num_gpus": None, "max_retries": 0,
                         "init": {"num_cpus": None, "num_gpus": None, "include_dashboard": None}}
+
+
+def test_two_launchers_on_one_sweep_merge_their_manifest_entries(tmp_path):
+    """A SLURM array or two machines on a shared disk: each launcher's sweep.json writes keep the other's jobs."""
+    first, second = SweepManifest(tmp_path, ["seed=0"]), SweepManifest(tmp_path, ["seed=1"])
+    first.add(0, ["seed=0"], tmp_path / "seed=0")
+    first.write()
+    second.add(0, ["seed=1"], tmp_path / "seed=1")
+    second.write()
+    first.update(0, status="completed")
+    manifest = read_manifest(tmp_path)
+    assert set(manifest["jobs"]) == {"seed=0", "seed=1"}
+    assert manifest["jobs"]["seed=0"]["status"] == "completed" and manifest["jobs"]["seed=1"]["status"] == "pending"
+    assert len(manifest["launches"]) == 2
+    assert {manifest["launches"][job["launch"]]["overrides"][0] for job in manifest["jobs"].values()} == \
+        {"seed=0", "seed=1"}  # each job points at the launch that ran it

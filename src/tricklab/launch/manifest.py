@@ -7,8 +7,12 @@ It is rewritten atomically each time a job starts or ends, so it is always a com
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shlex
+import socket
 import sys
 import time
 from pathlib import Path
@@ -59,7 +63,8 @@ class SweepManifest:
         self.path = sweep_dir / MANIFEST_FILE
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
         launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now(),
-                                               "overrides": overrides}]
+                                               "overrides": overrides, "host": socket.gethostname(),
+                                               "pid": os.getpid()}]
         self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
                                      "jobs": {job["dir"]: job for job in old.get("jobs", {}).values()}}
         self.launch = len(launches) - 1
@@ -90,11 +95,35 @@ class SweepManifest:
         self.write()
 
     def write(self) -> None:
-        """Recount the statuses and rewrite sweep.json atomically."""
-        jobs = self.data["jobs"].values()
-        self.data["counts"] = {s: sum(j["status"] == s for j in jobs) for s in ("pending", "running", *FINAL_STATUSES)}
-        self.data["updated"] = _now()
-        write_json_atomic(self.path, self.data)
+        """Merge what other launchers of this sweep wrote, recount the statuses and rewrite sweep.json atomically,
+        under a lock on ``sweep.json.lock``."""
+        with _locked(self.path.with_name(self.path.name + ".lock")):
+            self._merge_from_disk()
+            jobs = self.data["jobs"].values()
+            self.data["counts"] = {s: sum(j["status"] == s for j in jobs)
+                                   for s in ("pending", "running", *FINAL_STATUSES)}
+            self.data["updated"] = _now()
+            write_json_atomic(self.path, self.data)
+
+    def _merge_from_disk(self) -> None:
+        """Several launchers can work on one sweep (a SLURM array, machines on a shared disk, a search resumed
+        twice): keep the launches and jobs the others wrote since; this launch's entries win for its folders."""
+        try:
+            disk = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        mine = self.data["launches"][self.launch]
+        launches = disk.get("launches", [])
+        launches = launches if mine in launches else [*launches, mine]
+        old_index, self.launch = self.launch, launches.index(mine)
+        ours = set(self.folders.values())
+        jobs = {folder: job for folder, job in disk.get("jobs", {}).items() if folder not in ours}
+        for folder in ours:
+            entry = self.data["jobs"][folder]
+            if entry.get("launch") == old_index and not entry.get("skipped"):
+                entry["launch"] = self.launch
+            jobs[folder] = entry
+        self.data["launches"], self.data["jobs"] = launches, jobs
 
     def summary(self) -> str:
         """Counts by status, then one line per job that did not complete: status, overrides, log file."""
@@ -116,3 +145,14 @@ class SweepManifest:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock (flock) on ``path`` while the block runs (local disks and most shared ones)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
