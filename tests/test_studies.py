@@ -28,8 +28,8 @@ def composed(name: str, overrides: list[str] = ()):
 
 
 def test_the_studies_are_there():
-    assert {"batchnorm", "dropout", "dropout_cnn", "init_depth", "init_stats", "input_scaling", "lr_decay", "norms",
-            "optimizers", "overfitting", "residual"} <= set(STUDIES)
+    assert {"averaging", "batchnorm", "dropout", "dropout_cnn", "init_depth", "init_stats", "input_scaling",
+            "lr_decay", "norms", "optimizers", "overfitting", "residual"} <= set(STUDIES)
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -65,8 +65,9 @@ def test_an_unknown_study_lists_the_known_ones():
 def test_too_few_seeds_warn_and_the_study_still_runs(tmp_path, capfd, monkeypatch):
     import subprocess
 
-    from tricklab import studies
+    from tricklab import studies, study_page
 
+    monkeypatch.setattr(study_page, "commit", lambda: "abc1234")
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append(command) or
                         subprocess.CompletedProcess(command, 2))

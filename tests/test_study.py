@@ -140,3 +140,31 @@ def test_a_group_is_its_best_arm_chosen_on_validation_and_compared_on_test(tmp_p
     assert finding.verdicts == ["supported"]
     with pytest.raises(ConfigError, match="study.groups.adam lists adam_lr3, not arms"):
         Study.from_config("opt", {**block, "groups": {**block["groups"], "adam": ["adam_lr3"]}}, arms)
+
+
+def test_an_arm_can_be_read_with_its_own_metric_and_as_ensembles_of_disjoint_seed_blocks(tmp_path):
+    import numpy as np
+
+    from tricklab.results import PREDICTIONS_FILE
+
+    labels = np.array([0, 1, 1, 0])
+    for seed in range(4):
+        run = write_run(tmp_path / f"s{seed}", ["averaging=none", f"seed={seed}"], test_acc=0.5)
+        record = {**run.metrics, "seed": seed, "test": {"test/acc": 0.5, "test_ema/acc": 0.6 + 0.01 * seed}}
+        (run.path / METRICS_FILE).write_text(json.dumps(record))
+        probs = np.full((4, 2), 0.5)
+        probs[seed, labels[seed]] = 0.9  # each seed is sure (and right) of one example
+        probs[seed, 1 - labels[seed]] = 0.1
+        np.savez(run.path / PREDICTIONS_FILE, probs=probs.astype(np.float32), labels=labels)
+    claim = {"question": "c", "source": "s", "metric": "test/acc", "direction": "higher", "baseline": "none",
+             "arms": ["none:test_ema/acc", "none:ensemble/2/test/acc"]}
+    block = {"question": "q", "claims": [claim]}
+    (finding,) = assess(Study.from_config("avg", block, {"none": ["averaging=none"]}), load_sweep(tmp_path))
+    assert finding.summaries["none:test_ema/acc"].values == pytest.approx((0.6, 0.61, 0.62, 0.63))
+    ensembles = finding.summaries["none:ensemble/2/test/acc"]
+    assert ensembles.n == 2  # seeds (0, 1) and (2, 3): disjoint blocks, independent values
+    # a pair is right on its two sure examples, and the ties (0.5, 0.5) go to class 0: right on 1 of the other 2
+    assert ensembles.values == pytest.approx((0.75, 0.75))
+    with pytest.raises(ConfigError, match="reads 'none:ensemble/x': 'ensemble/x' is not a metric"):
+        Study.from_config("avg", {**block, "claims": [{**block["claims"][0], "arms": ["none:ensemble/x"]}]},
+                          {"none": ["averaging=none"]})

@@ -37,7 +37,7 @@ from tricklab.sweep import Run, Sweep
 
 # The metric a claim reads, and how it is written.
 METRIC_FORMS = {
-    r"test/\w+": "a test metric of metrics.json (test/acc, test/loss, test/ece, test_ema/acc, ...)",
+    r"test(_\w+)?/\w+": "a test metric of metrics.json (test/acc, test/loss, test/ece, test_ema/acc, ...)",
     r"best/[\w/]+": "the best value over epochs of a history column (best/val/acc, best/val/loss)",
     r"final/[\w/]+": "the last epoch's value of a history column (final/train/loss)",
     r"[\w/]+@\d+": "a history column at a 1-based epoch (val/acc@2)",
@@ -48,6 +48,9 @@ METRIC_FORMS = {
     r"layer_ratio/\w+": "last layer's over first layer's value of a layers.csv column at the first diagnosed step"
                         " (layer_ratio/act_std)",
     r"layer_spread/\w+": "|ln| of that ratio: 0 when the last layer keeps the first one's scale (layer_spread/act_std)",
+    r"ensemble/\d+/test/(acc|loss|ece)": "the test metric of ensembles of K seeds (their averaged predicted"
+                                         " probabilities), one value per disjoint block of K seeds"
+                                         " (ensemble/4/test/acc)",
 }
 DIRECTIONS = ("higher", "lower")
 EXPECTATIONS = ("better", "worse")
@@ -148,20 +151,36 @@ def _group_problems(study: str, groups: Mapping[str, tuple[str, ...]], select_by
 def _claim_problems(study: str, i: int, claim: Claim, arms: Mapping[str, Any]) -> list[str]:
     where = f"study {study}: study.claims[{i}]"
     problems = []
-    for arm in (claim.baseline, *claim.arms):
+    forms = "; ".join(f"{form} ({what})" for form, what in METRIC_FORMS.items())
+    if not is_metric(claim.metric):
+        problems.append(f"{where}.metric={claim.metric!r} is not a metric tricklab reads; the forms are: {forms}.")
+    for entry in (claim.baseline, *claim.arms):
+        arm, metric = split_arm(entry, claim.metric)
         if arm not in arms:
             problems.append(f"{where} names arm {arm!r}, which hydra.sweeper.arms does not define; arms: "
                             f"{', '.join(arms) or 'none'}.")
+        if metric != claim.metric and not is_metric(metric):
+            problems.append(f"{where} reads {entry!r}: {metric!r} is not a metric tricklab reads; the forms are: "
+                            f"{forms}.")
     if not claim.arms:
         problems.append(f"{where}.arms is empty; list the arms compared with the baseline {claim.baseline!r}.")
-    if not any(re.fullmatch(form, claim.metric) for form in METRIC_FORMS):
-        forms = "; ".join(f"{form} ({what})" for form, what in METRIC_FORMS.items())
-        problems.append(f"{where}.metric={claim.metric!r} is not a metric tricklab reads; the forms are: {forms}.")
     if claim.direction not in DIRECTIONS:
         problems.append(f"{where}.direction={claim.direction!r} is not allowed; it must be higher or lower.")
     if claim.expect not in EXPECTATIONS:
         problems.append(f"{where}.expect={claim.expect!r} is not allowed; it must be better or worse.")
     return problems
+
+
+def is_metric(spec: str) -> bool:
+    """Whether ``spec`` is one of METRIC_FORMS."""
+    return any(re.fullmatch(form, spec) for form in METRIC_FORMS)
+
+
+def split_arm(entry: str, metric: str) -> tuple[str, str]:
+    """A claim's arm and the metric read of it: ``arm`` reads the claim's metric, ``arm:metric`` its own (the
+    averaged weights of the same runs, ``ema:test_ema/acc``; ensembles of the arm's seeds)."""
+    arm, _, own = entry.partition(":")
+    return arm, own or metric
 
 
 def metric_value(run: Run, spec: str) -> float:
@@ -232,10 +251,11 @@ def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
     findings = []
     for claim in study.claims:
         summaries = {}
-        for arm in (claim.baseline, *claim.arms):
+        for entry in (claim.baseline, *claim.arms):
+            arm, metric = split_arm(entry, claim.metric)
             member = chosen.get(arm, arm)
-            label = f"{arm} (best: {member})" if arm in chosen else arm
-            summaries[arm] = _summary(label, by_arm[member], claim.metric)
+            label = f"{entry} (best: {member})" if arm in chosen else entry
+            summaries[entry] = _summary(label, by_arm[member], metric)
         comparisons = [Comparison.of(summaries[arm], summaries[claim.baseline]) for arm in claim.arms]
         findings.append(ClaimFinding(claim, summaries, comparisons))
     adjusted = iter(holm([c.p_value for f in findings for c in f.comparisons]))
@@ -260,6 +280,22 @@ def _best_member(study: Study, members: tuple[str, ...], by_arm: Mapping[str, li
 
 def _summary(arm: str, runs: list[Run], metric: str) -> ArmSummary:
     """The arm's finite values over its completed runs; diverged runs counted apart, never averaged."""
+    if metric.startswith("ensemble/"):
+        return ArmSummary(arm, tuple(_ensemble_values(runs, metric)), sum(run.status == "diverged" for run in runs))
     values = [metric_value(run, metric) for run in runs if run.status == "completed"]
     return ArmSummary(arm, tuple(v for v in values if math.isfinite(v)),
                       diverged=sum(run.status == "diverged" for run in runs))
+
+
+def _ensemble_values(runs: list[Run], spec: str) -> list[float]:
+    """``ensemble/K/<test metric>``: one value per disjoint block of K completed runs, in seed order (the
+    ensembles share no member, so their values are independent)."""
+    from tricklab.sweep import Config
+
+    _, k, key = spec.split("/", 2)
+    done = sorted((run for run in runs if run.status == "completed"), key=lambda run: run.metrics.get("seed", 0))
+    blocks = [done[i:i + int(k)] for i in range(0, len(done) - int(k) + 1, int(k))]
+    if int(k) == 1:
+        return [metric_value(block[0], key) for block in blocks]
+    found = [Config({}, block).ensemble() for block in blocks]
+    return [ensemble[key] for ensemble in found if ensemble is not None]
