@@ -157,10 +157,12 @@ def resume_and_check(tmp_path: Path, data_dir: Path, sweep: Path, done: dict) ->
 
 
 @pytest.mark.slow
-def test_sigterm_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir):
-    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGTERM)
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir, sig,
+                                                                                          code):
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, sig)  # to the launcher alone, not its group
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
     statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
     assert "interrupted" in statuses
