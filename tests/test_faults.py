@@ -64,16 +64,18 @@ def alive(pid: int) -> bool:
 # --- a single run ------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_sigterm_stops_a_single_run_with_143_and_the_same_command_resumes_it(tmp_path, data_dir):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_single_run_as_a_shell_expects_and_the_same_command_resumes_it(tmp_path, data_dir, sig,
+                                                                                        code):
     run_dir = tmp_path / "run"
     args = [*QUIET, f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}", "trainer.max_epochs=400",
             "callbacks.checkpoint.every_seconds=0"]
     proc = start(args)
     wait_for(lambda: (run_dir / "checkpoints" / "last.ckpt").is_file())
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
-    assert "Traceback" not in err and "interrupted (SIGTERM)" in err
+    assert proc.returncode == code, err[-3000:]
+    assert "Traceback" not in err and f"interrupted ({signal.Signals(sig).name})" in err
     cut = json.loads((run_dir / "metrics.json").read_text())
     assert cut["status"] == "interrupted" and 0 < cut["epochs"] < 400
 
@@ -155,10 +157,12 @@ def resume_and_check(tmp_path: Path, data_dir: Path, sweep: Path, done: dict) ->
 
 
 @pytest.mark.slow
-def test_sigterm_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir):
-    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, signal.SIGTERM)
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and_resumes(tmp_path, data_dir, sig,
+                                                                                          code):
+    proc, sweep, workers = stop_mid_sweep(tmp_path, data_dir, sig)  # to the launcher alone, not its group
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
     statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
     assert "interrupted" in statuses

@@ -18,23 +18,23 @@ from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 EXIT_SIGTERM = 128 + signal.SIGTERM
-EXIT_SIGINT = 128 + signal.SIGINT
 
 
-class _Terminated:
-    """Whether this process has received SIGTERM."""
+class _Stopped:
+    """The signal (SIGTERM or SIGINT) that stopped this process, once one has."""
 
-    received = False
+    signum: int | None = None
 
 
 def raise_interrupt_on_sigterm() -> None:
-    """From now on, SIGTERM raises KeyboardInterrupt in the main thread (and is remembered)."""
+    """From now on, SIGTERM raises KeyboardInterrupt in the main thread, as SIGINT does; either is remembered."""
 
     def handler(signum, frame) -> None:
-        _Terminated.received = True
+        _Stopped.signum = signum
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @contextlib.contextmanager
@@ -44,13 +44,16 @@ def exit_like_a_shell() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        print("tricklab: interrupted" + (" (SIGTERM)" if _Terminated.received else ""), file=sys.stderr)
-        sys.exit(EXIT_SIGTERM if _Terminated.received else EXIT_SIGINT)
+        _exit_stopped(_Stopped.signum or signal.SIGINT)
     except SystemExit as exit_:
-        if _Terminated.received:  # Lightning leaves fit on SIGTERM with a SystemExit of its own (code 0 or 1)
-            print("tricklab: interrupted (SIGTERM)", file=sys.stderr)
-            sys.exit(EXIT_SIGTERM)
+        if _Stopped.signum is not None:  # Lightning leaves fit on a signal with a SystemExit of its own (0 or 1)
+            _exit_stopped(_Stopped.signum)
         raise exit_ from None
+
+
+def _exit_stopped(signum: int) -> None:
+    print(f"tricklab: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+    sys.exit(128 + signum)
 
 
 def die_with_parent(parent_pid: int) -> None:
