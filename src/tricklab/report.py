@@ -84,7 +84,8 @@ def table(report: Report) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (``|`` in cells escaped)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -98,13 +99,13 @@ def markdown(report: Report) -> str:
         f"{len(sweep.runs)} runs in {len(report.configs)} configs; swept: {', '.join(sweep.swept) or 'nothing'}. "
         f"Mean ± sample std over the completed runs of each config, best {RANK_BY} first; "
         f"val/* are the last epoch's. An ensemble row averages the seeds' predicted test probabilities.",
-        "## Configs", _markdown_table(*table(report)),
+        "## Configs", markdown_table(*table(report)),
     ]
     for factor, effect in report.effects.items():
         rows = [[value, str(stat) if stat else "—", str(stat.n if stat else 0), _statuses(counts)]
                 for value, stat, counts in effect]
         parts += [f"## Effect of {factor} (averaged over the other factors and seeds)",
-                  _markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]
+                  markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]
     bad = [run for run in sweep.runs if run.status != "completed"]
     if bad or sweep.unreadable:
         rows = [[str(run.path.relative_to(sweep.root)), run.status, str(run.metrics.get("seed", "")),
@@ -112,7 +113,7 @@ def markdown(report: Report) -> str:
                  str(run.metrics.get("diverged_reason") or run.metrics.get("error") or "")] for run in bad]
         rows += [[str(path.relative_to(sweep.root)), "unreadable", "", "", f"metrics.json: {why}"]
                  for path, why in sweep.unreadable.items()]
-        parts += ["## Runs that did not complete", _markdown_table(["run", "status", "seed", "step", "why"], rows)]
+        parts += ["## Runs that did not complete", markdown_table(["run", "status", "seed", "step", "why"], rows)]
     if report.findings:
         from tricklab.study_page import findings_markdown
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tricklab.report import REPORT_FILE, _markdown_table
+from tricklab.report import REPORT_FILE, markdown_table
 from tricklab.search.space import format_value
 from tricklab.search.study import PRUNED_AT, RETRY_OF, SEARCH_FILE, load_search
 
@@ -101,7 +101,7 @@ def markdown(report: SearchReport) -> str:
              f"{sum(report.counts.values())} trials: {counts}. Value: the best validation accuracy of the trial's "
              f"run (the mean over its seeds), for a pruned trial the last one it reported; completed trials "
              f"first, best first, then pruned, failed, running.",
-             "## Trials", _markdown_table(report.header, report.rows)]
+             "## Trials", markdown_table(report.header, report.rows)]
     if report.best_command:
         parts += ["## Best config", f"```bash\n{report.best_command}\n```"]
     if report.figures:
