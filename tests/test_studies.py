@@ -28,7 +28,7 @@ def composed(name: str, overrides: list[str] = ()):
 
 
 def test_the_studies_are_there():
-    assert {"averaging", "batchnorm", "dropout", "dropout_cnn", "init_depth", "init_stats", "input_scaling",
+    assert {"averaging", "batchnorm", "clipping", "dropout", "dropout_cnn", "init_depth", "init_stats", "input_scaling",
             "lr_decay", "norms", "optimizers", "overfitting", "residual"} <= set(STUDIES)
 
 
