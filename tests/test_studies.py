@@ -91,3 +91,20 @@ def test_a_smoke_run_of_every_study_completes(name, tmp_path, data_dir):
     arms = OmegaConf.to_container(composed(name).hydra.sweeper.arms)
     assert sorted(r["arm"] for r in records) == sorted(arms)  # one job per arm
     assert all(r["status"] in ("completed", "diverged") for r in records)
+
+
+@pytest.mark.slow
+def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
+    from tricklab.studies import run_study
+
+    overrides = ["seed=0,1", "trainer.max_epochs=1", "trainer.limit_train_batches=2", f"paths.data_dir={data_dir}",
+                 "logger=none", "hydra.launcher.gpus=[]"]
+    first = run_study("norms", overrides, tmp_path)
+    hashes = {p: p.read_bytes() for p in first.rglob("metrics.json")}
+    assert len(hashes) == 10  # 5 arms x 2 seeds
+    second = run_study("norms", overrides, tmp_path)
+    assert second == first  # the same command finds the same folder
+    manifest = json.loads((first / "sweep.json").read_text())
+    assert all(job.get("skipped") for job in manifest["jobs"].values())
+    assert {p: p.read_bytes() for p in first.rglob("metrics.json")} == hashes  # nothing ran again
+    assert "## Findings" in (first / "report.md").read_text()
