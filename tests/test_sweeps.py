@@ -346,7 +346,7 @@ def test_ray_launcher_runs_jobs_as_ray_tasks_isolates_a_dead_one_and_resumes(tmp
     before = {name: (sweep / name / "metrics.json").read_text() for name in done}
     resumed = run_cli([*args, f"resume={sweep}", "hydra.launcher.max_retries=1"], env=env, script=script)
     assert resumed.returncode == 1, resumed.stderr[-3000:]
-    assert "4 jobs, 3 completed (3 skipped: completed earlier), 0 diverged, 1 failed" in resumed.stdout
+    assert "4 jobs, 3 completed (3 skipped: finished earlier), 0 diverged, 1 failed" in resumed.stdout
     assert {name: (sweep / name / "metrics.json").read_text() for name in done} == before
     manifest = read_manifest(sweep)
     jobs = {j["dir"]: j for j in manifest["jobs"].values()}
