@@ -315,3 +315,17 @@ def test_under_a_gradient_scaler_the_stages_see_unscaled_gradients(run_training,
     norms = [float(history(tmp_path, name)[0]["grad_norm"]) for name in ("fp32", "mixed")]
     assert norms[1] == pytest.approx(norms[0], rel=0.2)  # scaled gradients would be ~65536x larger
     assert mixed["final"]["train/loss"] == pytest.approx(fp32["final"]["train/loss"], rel=0.05)
+
+
+def test_gpus_this_machine_lacks_are_refused_before_the_data_is_loaded(tmp_path):
+    from helpers import run_cli
+
+    if torch.cuda.device_count():
+        pytest.skip("this machine has a GPU")
+    data = tmp_path / "data"
+    result = run_cli(["trainer.accelerator=gpu", "trainer.devices=2", f"paths.output_dir={tmp_path}",
+                      f"paths.data_dir={data}", "logger=none"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("trainer.accelerator=gpu with trainer.devices=2 cannot run on this machine: it asks for 2 GPU(s), and "
+            "this machine has 0") in result.stderr
+    assert not data.exists()  # refused before MNIST-1D was generated

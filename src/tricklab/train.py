@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
@@ -62,6 +62,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     import pytorch_lightning as pl
 
     _cheap_cuda_checks()
+    check_devices(cfg.trainer)  # before the data is loaded: a run that cannot start should not read it first
 
     from tricklab.callbacks import build_callbacks
     from tricklab.data.datamodule import TensorDataModule
@@ -269,6 +270,25 @@ def _run_name(ctx: RunContext) -> str:
     if ctx.overrides:
         return ",".join(o for o in ctx.overrides if not o.lstrip("+~").startswith(PLUMBING))
     return "-".join(ctx.choices.get(g, "") for g in ("data", "architecture", "optimizer")) or "run"
+
+
+def check_devices(trainer: DictConfig) -> None:
+    """ConfigError when ``trainer.accelerator``/``trainer.devices`` ask for GPUs this machine does not have (the
+    rest of what Lightning checks about them happens when the Trainer is built)."""
+    import torch
+
+    if str(trainer.accelerator) not in ("gpu", "cuda"):
+        return
+    have, devices = torch.cuda.device_count(), trainer.devices
+    wanted = len(devices) if isinstance(devices, (list, tuple, ListConfig)) else devices
+    wanted = have if wanted in ("auto", -1) else int(wanted) if str(wanted).lstrip("-").isdigit() else 1
+    if have == 0 or wanted > have:
+        raise ConfigError(
+            f"trainer.accelerator={trainer.accelerator} with trainer.devices={devices} cannot run on this machine: it "
+            f"asks for {max(wanted, 1)} GPU(s), and this machine has {have} CUDA device(s) (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use trainer.accelerator=cpu or auto, or fewer "
+            f"devices."
+        )
 
 
 def _cheap_cuda_checks() -> None:
