@@ -119,17 +119,12 @@ def write_page(report: Any, study: Study, pages: Path) -> Path:
     ]) + "\n"
     page = pages / f"{study.name}.md"
     page.write_text(text)
-    verdicts = [f"{line.split('**')[1]}: {c.arm.arm} vs {c.baseline.arm} ({f.claim.metric})"
-                for f in report.findings for c, line in zip(f.comparisons, _lines(f), strict=True)]
+    verdicts = [f"{v}: {c.arm.arm} vs {c.baseline.arm} ({f.claim.metric})"
+                for f in report.findings for c, v in zip(f.comparisons, f.verdicts, strict=True)]
     (pages / f"{study.name}.json").write_text(json.dumps(
         {"study": study.name, "question": study.question, "verdicts": verdicts, **facts}, indent=2) + "\n")
     write_index(pages)
     return page
-
-
-def _lines(finding: ClaimFinding) -> list[str]:
-    return [verdict_line(c, v, finding.claim.metric) for c, v in zip(finding.comparisons, finding.verdicts,
-                                                                      strict=True)]
 
 
 def write_index(pages: Path) -> Path:
