@@ -40,8 +40,8 @@ class LocalLauncherConf:
     workers: Any = None
     # GPU ids, each worker owns one; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
     gpus: Any = "auto"
-    # Workers (hence concurrent jobs) sharing each GPU; small launch-bound nets gain from 2-8. Must be 1
-    # without GPUs.
+    # Workers (hence concurrent jobs) sharing each GPU: for small nets, whose steps are launch-bound. Must be
+    # 1 without GPUs.
     jobs_per_gpu: Any = 1
 
 

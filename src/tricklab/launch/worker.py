@@ -3,7 +3,9 @@
 The pool starts it with its slot's environment (GPU, threads) already set, so CUDA and OpenMP see only what
 the worker owns from the first import. It then runs jobs one after another, each through Hydra's ``run_job``
 as the basic launcher does, paying Python's and torch's start-up once. Between jobs it resets what a job could
-leave behind: the environment, an open W&B run, cached CUDA memory (seeds are set by every run itself).
+leave behind: the environment, an open W&B run, cached CUDA memory (seeds are set by every run itself). It keeps
+the datasets its jobs loaded (``tricklab.data.cache``: read-only CPU tensors, by data config), so a job whose
+data config an earlier one had does not read and scale its data again.
 A job's stdout and stderr go to ``<job dir>/output.log``. When the pool's end of the socket closes (the sweep
 ended, or its process died) the worker exits;
 when the launcher dies, Linux sends the worker SIGTERM at once (PR_SET_PDEATHSIG), mid-job included.
