@@ -38,7 +38,12 @@ class TestPredictions(Callback):
             probs, labels = (_in_test_set_order(pl_module.all_gather(t.to(pl_module.device))).cpu()
                              for t in (probs, labels))
         if trainer.is_global_zero:
-            np.savez_compressed(self.path, probs=probs.numpy().astype(np.float32), labels=labels.numpy())
+            save_predictions(self.path, probs, labels)
+
+
+def save_predictions(path: Path, probs: torch.Tensor, labels: torch.Tensor) -> None:
+    """``probs`` (N, C) and ``labels`` (N,) of the test set as ``path`` (a .npz)."""
+    np.savez_compressed(path, probs=probs.numpy().astype(np.float32), labels=labels.numpy())
 
 
 def _in_test_set_order(gathered: torch.Tensor) -> torch.Tensor:
