@@ -394,7 +394,7 @@ def composed_hydra(*overrides: str) -> dict:
 def test_local_launcher_config_composes():
     launcher = composed_hydra("hydra/launcher=local", "hydra.launcher.workers=3")["launcher"]
     assert launcher == {"_target_": "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher",
-                        "workers": 3, "gpus": "auto"}
+                        "workers": 3, "gpus": "auto", "fuse": 1}
 
 
 def test_slurm_config_gives_each_task_a_gpu_and_requeues():

@@ -34,15 +34,19 @@ class LocalLauncherConf:
     workers: Any = None
     # GPU ids shared out one per worker; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
     gpus: Any = "auto"
+    # Jobs that differ only in seed and init train together, as one stacked model in one worker, in packs of at
+    # most this many (tricklab.fuse); 1: every job alone. A job that cannot fuse runs alone, and the log says why.
+    fuse: Any = 1
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalLauncherConf, provider="tricklab")
 
 
 class WorkerPoolLauncher(Launcher):
-    def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto") -> None:
+    def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto", fuse: int = 1) -> None:
         self.workers = workers
         self.gpus = gpus
+        self.fuse = fuse
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -63,7 +67,7 @@ class WorkerPoolLauncher(Launcher):
         log.info(f"Sweep {self.config.hydra.sweep.dir}: {len(to_run)} jobs to run on "
                  f"{min(len(pool.slots), len(to_run))} workers ({len(job_overrides) - len(to_run)} completed earlier)")
         try:
-            pool.run(to_run, self._started, self.jobs.finished)
+            pool.run(self._packed(to_run), self._started, self.jobs.finished)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (tricklab.signals): the pool has stopped its workers
             self.jobs.interrupted()
             raise
@@ -91,13 +95,34 @@ class WorkerPoolLauncher(Launcher):
 
     def problems(self) -> list[str]:
         """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""
+        from tricklab.fuse.plan import check_fuse
         from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
 
         try:
+            check_fuse(self.fuse)
             plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
         except ConfigError as err:
             return [str(err)]
         return []
+
+    def _packed(self, orders: list) -> list:
+        """The orders with the jobs that can train together grouped into packs (``hydra.launcher.fuse``)."""
+        if self.fuse == 1:
+            return orders
+        from tricklab.fuse.plan import plan_packs
+        from tricklab.launch.messages import PackOrder
+
+        groups, alone = plan_packs([order.config for order in orders], self.fuse)
+        for i, why in alone.items():
+            log.info(f"\t#{orders[i].num} trains alone, not fused: {why}")
+        items = []
+        for group in groups:
+            if len(group) == 1:
+                items.append(orders[group[0]])
+            else:
+                items.append(PackOrder([orders[i] for i in group]))
+                log.info(f"\t#{', #'.join(str(orders[i].num) for i in group)} train together, fused in one pack")
+        return items
 
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
@@ -105,7 +130,10 @@ class WorkerPoolLauncher(Launcher):
         from tricklab.launch.pool import WorkerPool
 
         if self.pool is None:
+            from tricklab.fuse.plan import check_fuse
+
             try:
+                check_fuse(self.fuse)
                 slots = plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
                 self.pool = WorkerPool(slots, self._setup())
             except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
