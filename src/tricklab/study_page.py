@@ -151,12 +151,11 @@ def _launch(root: Path) -> dict[str, Any]:
 def commit() -> str:
     """The project's git commit (short), marked when the working tree has uncommitted changes (the generated
     study pages aside: writing one study's page must not mark the next study's runs)."""
-    from tricklab.config import PROJECT_ROOT
-    from tricklab.studies import PAGES
+    from tricklab.config import PROJECT_ROOT, STUDY_PAGES
 
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            f":!{PAGES.relative_to(PROJECT_ROOT)}"], cwd=PROJECT_ROOT, capture_output=True,
+                            f":!{STUDY_PAGES.relative_to(PROJECT_ROOT)}"], cwd=PROJECT_ROOT, capture_output=True,
                            text=True).stdout.strip()
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 

@@ -27,7 +27,7 @@ class TestPredictions(Callback):
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.probs.append(outputs.detach().float().softmax(1).cpu())
+        self.probs.append(outputs.detach().float().softmax(-1).cpu())  # (B, C); a fused pack's (K, B, C)
         self.labels.append(batch[1].detach().cpu())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

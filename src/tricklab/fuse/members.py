@@ -16,13 +16,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, Checkpoint, EarlyStopping
+from pytorch_lightning.callbacks import Checkpoint, EarlyStopping
 from pytorch_lightning.loggers import Logger
 
 from tricklab.callbacks.checkpoints import RunCheckpoints, copy_tensors
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
-from tricklab.callbacks.predictions import save_predictions
+from tricklab.callbacks.predictions import TestPredictions, save_predictions
 from tricklab.fuse.checkpoints import BEST_STATE, GUARD_STATE, PACK_MEMBER, member_checkpoint
 from tricklab.fuse.module import PackModule
 from tricklab.internals import checkpoint_contents, early_stopping_says_stop
@@ -182,25 +182,15 @@ class PackRecorder(Checkpoint):
                 self._close(trainer, pl_module, m)
 
 
-class PackPredictions(Callback):
+class PackPredictions(TestPredictions):
     """Each member's ``test_predictions.npz``: softmax of its test logits, with the labels."""
 
     def __init__(self, paths: list[Path]) -> None:
+        super().__init__(paths[0])
         self.paths = paths
-        self.probs: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
-
-    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.probs, self.labels = [], []
-
-    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.probs.append(outputs.detach().float().softmax(-1).cpu())  # (K, B, C)
-        self.labels.append(batch[1].detach().cpu())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.probs:
             probs, labels = torch.cat(self.probs, dim=1), torch.cat(self.labels)
             for k, path in enumerate(self.paths):
                 save_predictions(path, probs[k], labels)
-
