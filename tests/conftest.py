@@ -48,3 +48,14 @@ def run_training(tmp_path: Path, data_dir: Path):
         return run(cfg, RunContext(tmp_path / name, choices or {}, overrides))
 
     return train
+
+
+@pytest.fixture
+def fresh_datasets(monkeypatch: pytest.MonkeyPatch):
+    """An empty in-process dataset cache for this test (tricklab.data.cache), so that it sees every load."""
+    from tricklab.data import datamodule
+    from tricklab.data.cache import MAX_BYTES, DatasetCache
+
+    cache = DatasetCache(MAX_BYTES)
+    monkeypatch.setattr(datamodule, "DATASETS", cache)
+    return cache

@@ -77,6 +77,10 @@ CHEAP = [
     ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[0,1] hydra.launcher.workers=3",
      "hydra.launcher.workers=3", "at most 2"),
     ("-m seed=0 hydra/launcher=local hydra.launcher.workers=0", "hydra.launcher.workers=0", "a positive integer"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.jobs_per_gpu=0", "hydra.launcher.jobs_per_gpu=0",
+     "a positive integer"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[] hydra.launcher.jobs_per_gpu=2",
+     "hydra.launcher.jobs_per_gpu=2", "without GPUs it must be 1"),
     ("-m seed=0 hydra/launcher=local logger=none,csv", "would share the folder", "sweep only over values"),
     ("-m seed=0 resume={tmp}/no_such_sweep", "resume={tmp}/no_such_sweep", "the folder of an earlier sweep"),
 ]

@@ -80,12 +80,13 @@ def test_fashion_mnist_from_the_debian_package(tmp_path):
     assert x.mean().item() == pytest.approx(0.286, abs=0.02)  # Fashion-MNIST's known pixel mean
 
 
-def test_mnist1d_is_generated_once_and_cached(tmp_path):
+def test_mnist1d_is_generated_once_and_cached(tmp_path, fresh_datasets):
     cfg = {"num_samples": 1000, "generator_seed": 42}
     first = datamodule("mnist1d", tmp_path, **cfg)
     cache = list((tmp_path / "mnist1d").glob("*.npz"))
     assert len(cache) == 1 and first.input_shape == (1, 40) and first.num_classes == 10
     stamp = cache[0].stat().st_mtime_ns
+    fresh_datasets.kept.clear()  # as in a new process: read from the .npz file, not from memory
     second = datamodule("mnist1d", tmp_path, **cfg)
     assert cache[0].stat().st_mtime_ns == stamp
     assert torch.equal(first.tensors["test"][0], second.tensors["test"][0])

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
@@ -79,6 +80,38 @@ def test_cpu_workers_split_the_cores_and_hide_gpus():
         assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_WAIT_POLICY"] == "PASSIVE"
         assert env["OMP_NUM_THREADS"] == str(len(slot.cores))  # never more threads than cores
     assert plan_slots(None, [], [0, 1]) == [Slot(gpus=(), cores=(0, 1))]
+
+
+@pytest.mark.parametrize(("workers", "gpus", "jobs_per_gpu", "expected"), [
+    (None, ["0", "1"], 2, 4), (3, ["0", "1"], 2, 3), (2, ["4", "7"], 3, 2), (None, ["0", "1", "2"], 4, 12),
+    (5, ["0", "1", "2"], 2, 5),
+])
+def test_jobs_per_gpu_workers_share_a_gpu_but_never_more_than_k(workers, gpus, jobs_per_gpu, expected):
+    slots = plan_slots(workers, gpus, list(range(16)), jobs_per_gpu=jobs_per_gpu)
+    assert len(slots) == expected
+    per_gpu = Counter(g for slot in slots for g in slot.gpus)
+    assert all(len(slot.gpus) == 1 for slot in slots) and max(per_gpu.values()) <= jobs_per_gpu
+    assert len(per_gpu) == min(expected, len(gpus))  # fewer workers than places still spread over the GPUs
+    cores = [c for slot in slots for c in slot.cores]
+    assert len(cores) == len(set(cores)) and {len(s.cores) for s in slots} <= {16 // expected, -(-16 // expected)}
+
+
+@pytest.mark.parametrize("bad", [0, -1, "x", True, 1.5])
+def test_bad_jobs_per_gpu_is_refused_naming_it(bad):
+    with pytest.raises(ConfigError, match=rf"hydra.launcher.jobs_per_gpu={bad} is not allowed.*positive integer"):
+        plan_slots(None, ["0"], [0, 1], jobs_per_gpu=bad)
+
+
+def test_workers_beyond_gpus_times_jobs_per_gpu_are_refused():
+    assert len(plan_slots(4, ["0", "1"], [0, 1, 2, 3], jobs_per_gpu=2)) == 4
+    with pytest.raises(ConfigError, match="workers=5 .*jobs_per_gpu=2.* at most 4"):
+        plan_slots(5, ["0", "1"], [0, 1, 2, 3], jobs_per_gpu=2)
+
+
+def test_jobs_per_gpu_without_gpus_is_refused_not_ignored():
+    assert len(plan_slots(2, [], [0, 1], jobs_per_gpu=1)) == 2
+    with pytest.raises(ConfigError, match="jobs_per_gpu=2 is not allowed without GPUs.*hydra.launcher.workers"):
+        plan_slots(2, [], [0, 1], jobs_per_gpu=2)
 
 
 def test_more_cpu_workers_than_cores_get_one_core_each():
@@ -394,7 +427,26 @@ def composed_hydra(*overrides: str) -> dict:
 def test_local_launcher_config_composes():
     launcher = composed_hydra("hydra/launcher=local", "hydra.launcher.workers=3")["launcher"]
     assert launcher == {"_target_": "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher",
-                        "workers": 3, "gpus": "auto", "fuse": 1}
+                        "workers": 3, "gpus": "auto", "fuse": 1, "jobs_per_gpu": 1}
+
+
+@pytest.mark.parametrize(("overrides", "slots", "says"), [
+    (["hydra.launcher.gpus=[0,1]", "hydra.launcher.jobs_per_gpu=2"], 4, None),
+    (["hydra.launcher.gpus=[0,1]", "hydra.launcher.jobs_per_gpu=2", "hydra.launcher.workers=5"], 0, "at most 4"),
+    (["hydra.launcher.gpus=[]", "hydra.launcher.jobs_per_gpu=2"], 0, "jobs_per_gpu=2 is not allowed without GPUs"),
+    (["hydra.launcher.gpus=[]", "hydra.launcher.jobs_per_gpu=x"], 0, "jobs_per_gpu=x is not allowed"),
+])
+def test_local_launcher_checks_jobs_per_gpu_as_composed(overrides, slots, says):
+    """The launcher Hydra builds from the composed config: the grid sweeper asks its ``problems()`` before
+    creating the sweep folder (``test_bad_inputs`` runs the same through the command line)."""
+    from hydra.utils import instantiate
+
+    launcher = instantiate(composed_hydra("hydra/launcher=local", *overrides)["launcher"])
+    problems = launcher.problems()
+    if says is None:
+        assert problems == [] and len(launcher._slots()) == slots
+    else:
+        assert len(problems) == 1 and says in problems[0]
 
 
 def test_slurm_config_gives_each_task_a_gpu_and_requeues():

@@ -1,7 +1,12 @@
-"""``hydra/launcher=local``: a sweep's jobs in parallel worker processes, one per GPU or K on the CPU.
+"""``hydra/launcher=local``: a sweep's jobs in parallel worker processes, K per GPU or K on the CPU.
 
     python train.py -m hydra/launcher=local init=glorot,he seed=0,1,2              # one worker per GPU
+    python train.py -m hydra/launcher=local hydra.launcher.jobs_per_gpu=4 seed=0,1,2,3,4,5,6,7  # 4 per GPU
     python train.py -m hydra/launcher=local hydra.launcher.workers=2 seed=0,1,2,3  # no GPU: 2 CPU workers
+
+``jobs_per_gpu`` is for small nets, whose steps are launch-bound: one process leaves most of a GPU idle, and
+several processes on it add up. The K jobs of a GPU share its memory with no limit between them. Without GPUs
+``jobs_per_gpu`` must stay 1 (set ``workers`` instead): a value above 1 is refused, not ignored.
 
 Jobs whose folder already holds a completed metrics.json are skipped (that is how ``resume=<sweep dir>``
 works); a job that fails is recorded and the sweep goes on; the sweep ends with a summary and, when a job
@@ -30,22 +35,28 @@ log = logging.getLogger(__name__)
 @dataclass
 class LocalLauncherConf:
     _target_: str = "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher"
-    # Parallel worker processes. null: one per GPU, or 1 without GPUs. With GPUs at most one per GPU.
+    # Parallel worker processes. null: jobs_per_gpu per GPU, or 1 without GPUs. With GPUs at most
+    # GPUs x jobs_per_gpu.
     workers: Any = None
-    # GPU ids shared out one per worker; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
+    # GPU ids, each worker owns one; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
     gpus: Any = "auto"
     # Jobs that differ only in seed and init train together, as one stacked model in one worker, in packs of at
     # most this many (tricklab.fuse); 1: every job alone. A job that cannot fuse runs alone, and the log says why.
     fuse: Any = 1
+    # Workers (hence concurrent jobs) sharing each GPU: for small nets, whose steps are launch-bound. Must be
+    # 1 without GPUs.
+    jobs_per_gpu: Any = 1
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalLauncherConf, provider="tricklab")
 
 
 class WorkerPoolLauncher(Launcher):
-    def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto", fuse: int = 1) -> None:
+    def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto",
+                 jobs_per_gpu: int = 1, fuse: int = 1) -> None:
         self.workers = workers
         self.gpus = gpus
+        self.jobs_per_gpu = jobs_per_gpu
         self.fuse = fuse
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
@@ -95,12 +106,8 @@ class WorkerPoolLauncher(Launcher):
 
     def problems(self) -> list[str]:
         """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""
-        from tricklab.fuse.plan import check_fuse
-        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
-
         try:
-            check_fuse(self.fuse)
-            plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
+            self._slots()
         except ConfigError as err:
             return [str(err)]
         return []
@@ -126,20 +133,23 @@ class WorkerPoolLauncher(Launcher):
 
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
-        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
         from tricklab.launch.pool import WorkerPool
 
         if self.pool is None:
-            from tricklab.fuse.plan import check_fuse
-
             try:
-                check_fuse(self.fuse)
-                slots = plan_slots(self.workers, visible_gpus(self.gpus), usable_cores())
-                self.pool = WorkerPool(slots, self._setup())
+                self.pool = WorkerPool(self._slots(), self._setup())
             except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
                 exit_on_user_error(err)
             atexit.register(self.pool.close)
         return self.pool
+
+    def _slots(self):
+        """The workers' slots for these settings on this machine; a ConfigError for settings that cannot work."""
+        from tricklab.fuse.plan import check_fuse
+        from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
+
+        check_fuse(self.fuse)
+        return plan_slots(self.workers, visible_gpus(self.gpus), usable_cores(), self.jobs_per_gpu)
 
     def _started(self, order, slot) -> None:
         self.jobs.started(order, slot.device, cores=list(slot.cores))

@@ -12,6 +12,7 @@ import torch
 from tricklab.choices import pick
 from tricklab.data.arrays import DatasetArrays
 from tricklab.data.batches import IndexBatches
+from tricklab.data.cache import DATASETS, LoadedData, data_key
 from tricklab.data.scaling import fit_scaler
 from tricklab.data.sources import SOURCES
 from tricklab.errors import ConfigError
@@ -19,6 +20,9 @@ from tricklab.errors import ConfigError
 
 class TensorDataModule(pl.LightningDataModule):
     """A dataset that fits in memory, held as tensors on the training device.
+
+    Loaded once per process for each data config: later jobs with the same one (a sweep worker's next job) get
+    the same CPU tensors from ``tricklab.data.cache``.
 
     ``input_shape`` (channels, *positions) and ``num_classes`` come from the data itself. Training batches come
     in runs of ``steps_per_call`` minibatches (one under data parallelism: DDP syncs one backward per call);
@@ -29,19 +33,12 @@ class TensorDataModule(pl.LightningDataModule):
                  limit_train_batches: int | float | None = None) -> None:
         super().__init__()
         self.steps_per_call, self.limit_train_batches = steps_per_call, limit_train_batches
-        load = pick(SOURCES, "data", cfg["name"])
         self.batch_size, self.seed = cfg["batch_size"], seed
-        arrays = load(cfg, Path(data_dir))
-        train, val = _split_validation(arrays, cfg["val_fraction"], cfg["data_seed"], cfg.get("subset"))
-        scaler = fit_scaler(cfg["scale"], train[0])
-        self.input_shape, self.num_classes = arrays.input_shape, arrays.num_classes
+        data = DATASETS.get(data_key(cfg, data_dir), lambda: _load(cfg, Path(data_dir)))
+        self.input_shape, self.num_classes = data.input_shape, data.num_classes
+        self.tensors = dict(data.tensors)  # the kept tensors themselves (never written: tricklab.data.cache)
         self.training_batches: Any = None  # what train_dataloader gave the training loop
         self.resumed_orders: list[torch.Tensor] | None = None  # its random state, from a checkpoint
-        self.tensors = {
-            "train": _tensors(scaler(train[0]), train[1]),
-            "val": _tensors(scaler(val[0]), val[1]),
-            "test": _tensors(scaler(arrays.x_test), arrays.y_test),
-        }
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
@@ -95,6 +92,19 @@ class TensorDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> IndexBatches:
         return self._batches("test", shuffle=False)
+
+
+def _load(cfg: dict[str, Any], data_dir: Path) -> LoadedData:
+    """Read the dataset, hold out validation, keep ``subset``, and scale with the training split's statistics."""
+    arrays = pick(SOURCES, "data", cfg["name"])(cfg, data_dir)
+    train, val = _split_validation(arrays, cfg["val_fraction"], cfg["data_seed"], cfg.get("subset"))
+    scaler = fit_scaler(cfg["scale"], train[0])
+    tensors = {
+        "train": _tensors(scaler(train[0]), train[1]),
+        "val": _tensors(scaler(val[0]), val[1]),
+        "test": _tensors(scaler(arrays.x_test), arrays.y_test),
+    }
+    return LoadedData(tensors, arrays.input_shape, arrays.num_classes)
 
 
 def _limit(limit: int | float | None, steps: int) -> int | None:

@@ -1,7 +1,9 @@
 """Which GPU and which CPU cores each worker of a local sweep owns.
 
 Every worker gets its own slot for its whole life (a replacement worker inherits the slot of the one that
-died), and a worker runs one job at a time, so no two concurrent jobs ever share a GPU. The slot becomes the
+died), and a worker runs one job at a time, so a GPU runs at most as many concurrent jobs as it has slots:
+one by default, ``jobs_per_gpu`` when set (small nets are launch-bound: one job leaves most of a GPU idle, and
+the processes' kernels then interleave on it). The CPU cores are always split disjointly. The slot becomes the
 worker's environment before Python starts in it: ``CUDA_VISIBLE_DEVICES`` (CUDA then sees only that GPU, as
 device 0) and one OpenMP/MKL thread per core it owns, with ``OMP_WAIT_POLICY=PASSIVE`` so idle threads sleep
 instead of spinning on a core another worker needs.
@@ -38,20 +40,38 @@ def thread_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def plan_slots(workers: int | None, gpus: Sequence[str], cores: Sequence[int]) -> list[Slot]:
-    """One slot per worker. With GPUs: one GPU each (workers ≤ GPUs; null = one worker per GPU).
-    Without: ``workers`` CPU workers (null = 1). The cores are split into disjoint, nearly equal shares;
-    with more workers than cores each worker gets one core, shared round-robin."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+def plan_slots(workers: int | None, gpus: Sequence[str], cores: Sequence[int], jobs_per_gpu: int = 1) -> list[Slot]:
+    """One slot per worker. With GPUs: one GPU each, dealt round-robin, so that no GPU gets more than
+    ``jobs_per_gpu`` slots and a sweep of fewer workers spreads over all GPUs (workers ≤ GPUs × jobs_per_gpu;
+    null = that many). Without: ``workers`` CPU workers (null = 1); ``jobs_per_gpu`` above 1 is then refused
+    rather than ignored, since it cannot mean what was asked. The cores are split into disjoint, nearly equal
+    shares; with more workers than cores each worker gets one core, shared round-robin."""
+    if not _positive_int(jobs_per_gpu):
+        raise ConfigError(f"hydra.launcher.jobs_per_gpu={jobs_per_gpu} is not allowed; it must be a positive "
+                          f"integer (how many workers share each GPU; default 1).")
+    if workers is not None and not _positive_int(workers):
         raise ConfigError(f"hydra.launcher.workers={workers} is not allowed; it must be a positive integer or null.")
-    if gpus and workers is not None and workers > len(gpus):
+    if not gpus and jobs_per_gpu > 1:
         raise ConfigError(
-            f"hydra.launcher.workers={workers} but only {len(gpus)} GPU(s) ({','.join(gpus)}) are given; each "
-            f"worker owns one GPU, so workers must be at most {len(gpus)} (or null for one per GPU), "
+            f"hydra.launcher.jobs_per_gpu={jobs_per_gpu} is not allowed without GPUs, and no GPU is given "
+            f"(hydra.launcher.gpus=[], or auto found none); jobs_per_gpu shares each GPU between workers, so "
+            f"without GPUs it must be 1. For several CPU workers set hydra.launcher.workers instead."
+        )
+    if gpus and workers is not None and workers > len(gpus) * jobs_per_gpu:
+        raise ConfigError(
+            f"hydra.launcher.workers={workers} but only {len(gpus)} GPU(s) ({','.join(gpus)}) are given with "
+            f"hydra.launcher.jobs_per_gpu={jobs_per_gpu}; each GPU takes at most jobs_per_gpu workers, so workers "
+            f"must be at most {len(gpus) * jobs_per_gpu} (or null for that many), or raise jobs_per_gpu, "
             f"or set hydra.launcher.gpus=[] to run CPU workers."
         )
-    count = workers or (len(gpus) if gpus else 1)
-    return [Slot(gpus=(gpus[i],) if gpus else (), cores=share) for i, share in enumerate(split_cores(cores, count))]
+    count = workers or (len(gpus) * jobs_per_gpu if gpus else 1)
+    return [Slot(gpus=(gpus[i % len(gpus)],) if gpus else (), cores=share)
+            for i, share in enumerate(split_cores(cores, count))]
+
+
+def _positive_int(value: object) -> bool:
+    """True for an int ≥ 1 that is not a bool (YAML's ``true`` is an int to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def split_cores(cores: Sequence[int], parts: int) -> list[tuple[int, ...]]:
