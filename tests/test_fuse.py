@@ -116,6 +116,7 @@ def test_a_member_that_diverges_stops_alone_and_the_others_train_as_their_twins(
         assert_twins(alone[k], fused[k])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_a_pack_cut_short_resumes_each_member_from_its_own_last_checkpoint(tmp_path, data_dir, monkeypatch,
                                                                            dropout):
@@ -171,6 +172,7 @@ def sweep_args(root: Path, tmp_path: Path, data_dir: Path, *overrides: str) -> l
             f"paths.output_dir={tmp_path}", "callbacks.progress_bar=none", "data.subset=400", *overrides]
 
 
+@pytest.mark.slow
 def test_a_fused_sweep_gives_every_job_its_own_folder_files_and_wandb_run(tmp_path, data_dir):
     from helpers import run_cli
     from wandb_file import find_run_files, read_finished_run
