@@ -181,6 +181,36 @@ def test_sigkill_to_a_sweep_launcher_takes_its_workers_down_and_the_sweep_resume
     resume_and_check(tmp_path, data_dir, sweep, completed_hashes(sweep))
 
 
+@pytest.mark.slow
+def test_a_killed_fused_sweep_resumes_the_cut_pack_from_its_members_checkpoints(tmp_path, data_dir):
+    """Two packs of two seeds on one worker; SIGKILL once the first pack completed and the second has
+    checkpoints: resuming leaves the first pack's jobs untouched and continues each member of the second."""
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.workers=1", "hydra.launcher.fuse=2",
+            "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}", *QUIET,
+            "seed=0,1,2,3", "trainer.max_epochs=150", "callbacks.checkpoint.every_seconds=0"]
+    proc = start(args)
+
+    def first_pack_done_second_cut_later() -> bool:
+        jobs = [d for d in tmp_path.glob("multirun/*/*") if d.is_dir()]
+        running = [d for d in jobs if status(d) == "running" and (d / "checkpoints" / "last.ckpt").is_file()]
+        return [status(d) for d in jobs].count("completed") == 2 and len(running) == 2
+
+    wait_for(first_pack_done_second_cut_later)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    sweep = only_sweep(tmp_path)
+    done = completed_hashes(sweep)
+    resumed = run_cli([*args, f"resume={sweep}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = {d.name: json.loads((d / "metrics.json").read_text()) for d in sweep.iterdir() if d.is_dir()}
+    assert all(r["status"] == "completed" and r["epochs"] == 150 for r in records.values())
+    for name, before in done.items():
+        assert hashes(sweep / name) == before, name  # not rerun, not touched
+    cut = [r for name, r in records.items() if name not in done]
+    assert len(cut) == 2 and all(r["resumed_from"].endswith("last.ckpt") and len(r["fused"]["pack"]) == 2
+                                 for r in cut)
+
+
 # --- a corrupt metrics.json --------------------------------------------------------------------------------
 
 def test_a_corrupt_metrics_json_is_kept_aside_rerun_on_resume_and_reported(tmp_path, data_dir):

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tricklab.internals import (
     checkpoint_contents,
     count_optimizer_step,
+    early_stopping_says_stop,
     hydra_args_parser,
     hydra_basic_sweeper,
     hydra_callbacks,
@@ -76,6 +77,16 @@ def test_checkpoint_contents_is_what_save_checkpoint_writes(tmp_path):
     assert contents["global_step"] == written["global_step"] == 6
     for key, value in written["state_dict"].items():
         assert torch.equal(contents["state_dict"][key], value)
+
+
+def test_early_stopping_says_stop_follows_lightnings_rule_without_a_trainer():
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    rule = EarlyStopping(monitor="val/loss", mode="min", patience=2, min_delta=0.1)
+    decisions = [early_stopping_says_stop(rule, v) for v in (1.0, 0.95, 0.5, 0.45, 0.48)]
+    assert decisions == [False, False, False, False, True]  # 0.95 and 0.45 improve by < min_delta
+    assert rule.best_score.item() == pytest.approx(0.5) and rule.wait_count == 2
+    assert early_stopping_says_stop(EarlyStopping(monitor="m", mode="max"), float("nan"))  # non-finite: stop
 
 
 def test_hydra_callbacks_runs_job_hooks_without_configured_callbacks():

@@ -16,8 +16,8 @@ from tricklab.cli import main
 from tricklab.report import make_report
 
 SWEEP = ["-m", "optimizer.lr=0.01,1e6", "init=lecun,he", "seed=0,1", "averaging=ema", "diagnostics=on",
-         "diagnostics.every_n_steps=2", "trainer.max_epochs=2", "data.subset=500", "logger=none",
-         "callbacks.progress_bar=none"]
+         "diagnostics.every_n_steps=2", "callbacks.grad_norm=true", "trainer.max_epochs=2", "data.subset=500",
+         "logger=none", "callbacks.progress_bar=none"]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_factor_effects_average_over_the_other_factor(report, sweep_dir):
 
 def test_plots_are_written_and_not_empty(report, sweep_dir):
     names = sorted(path.name for path in report.plots)
-    assert names == ["heatmap.png", "layer_profiles.png", "learning_curves.png"]
+    assert names == ["gradient_norms.png", "heatmap.png", "layer_profiles.png", "learning_curves.png"]
     for name in names:
         image = matplotlib.image.imread(sweep_dir / name)
         assert image.shape[0] > 300 and image.shape[1] > 500
@@ -133,5 +133,5 @@ def test_wandb_gets_the_table_and_plots_in_the_sweeps_group(report, sweep_dir, m
     (logged,) = run.history
     assert logged["report/configs/_type"] == "table-file"
     assert logged["report/configs/nrows"] == 6  # 4 configs + 2 ensembles
-    for plot in ("learning_curves", "heatmap", "layer_profiles"):
+    for plot in ("learning_curves", "gradient_norms", "heatmap", "layer_profiles"):
         assert logged[f"report/{plot}/_type"] == "image-file"

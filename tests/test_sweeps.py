@@ -427,7 +427,7 @@ def composed_hydra(*overrides: str) -> dict:
 def test_local_launcher_config_composes():
     launcher = composed_hydra("hydra/launcher=local", "hydra.launcher.workers=3")["launcher"]
     assert launcher == {"_target_": "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher",
-                        "workers": 3, "gpus": "auto", "jobs_per_gpu": 1}
+                        "workers": 3, "gpus": "auto", "fuse": 1, "jobs_per_gpu": 1}
 
 
 @pytest.mark.parametrize(("overrides", "slots", "says"), [

@@ -22,6 +22,7 @@ from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
+STUDY_PAGES = PROJECT_ROOT / "docs" / "studies"  # the generated study pages
 
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).

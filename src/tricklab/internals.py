@@ -8,6 +8,8 @@ Lightning (pinned <2.7 in pyproject.toml):
   plain fp32 path calls torch's ``optimizer.step()`` itself).
 - ``checkpoint_contents``: the dict ``trainer.save_checkpoint`` would write, kept in memory (RunCheckpoints holds
   a best epoch until its next write); Lightning offers only the write to a file.
+- ``early_stopping_says_stop``: ``EarlyStopping``'s decision for one value, without stopping a trainer (each
+  member of a fused pack stops alone); Lightning decides only inside its validation hooks.
 - ``lightning_precisions``: the ``precision=`` values Lightning accepts, to check them before Lightning loads.
 
 Hydra:
@@ -47,6 +49,16 @@ def count_optimizer_step(optimizer: Any, update: Callable[[], Any]) -> Any:
 def checkpoint_contents(trainer: Any) -> dict[str, Any]:
     """The checkpoint ``trainer.save_checkpoint(path, weights_only=False)`` would write now (live tensors)."""
     return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+
+
+def early_stopping_says_stop(early_stopping: Any, value: float) -> bool:
+    """Feed this epoch's ``value`` of the monitored metric to Lightning's ``EarlyStopping`` rule (its patience,
+    min_delta, mode and finiteness check, and its counters) without letting it stop a trainer: True when it would
+    stop. Used per member of a fused pack, where stopping means freezing one member."""
+    import torch
+
+    should_stop, _ = early_stopping._evaluate_stopping_criteria(torch.tensor(float(value)))
+    return bool(should_stop)
 
 
 def lightning_precisions() -> tuple:

@@ -107,3 +107,12 @@ def job_lease(job_dir: Path) -> Iterator[None]:
         thread.join()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # the lease only, never a result
+
+
+@contextlib.contextmanager
+def job_leases(job_dirs: list[Path]) -> Iterator[None]:
+    """Hold the leases of every folder in ``job_dirs`` (a fused pack's jobs) for the block."""
+    with contextlib.ExitStack() as stack:
+        for job_dir in job_dirs:
+            stack.enter_context(job_lease(job_dir))
+        yield

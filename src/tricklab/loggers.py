@@ -34,19 +34,30 @@ def wandb_mode(requested: str) -> str:
 
 
 def build_logger(
-    cfg: dict[str, Any], run_dir: Path, name: str, group: str | None, tags: list[str], config: dict[str, Any]
+    cfg: dict[str, Any], run_dir: Path, name: str, group: str | None, tags: list[str], config: dict[str, Any],
+    own_run: bool = False,
 ) -> Logger | None:
-    """The logger ``cfg['name']`` writing under ``run_dir``; ``config`` is what W&B records as the run config."""
+    """The logger ``cfg['name']`` writing under ``run_dir``; ``config`` is what W&B records as the run config.
+
+    ``own_run``: start the W&B run now, as a new run beside any already open in this process (W&B's
+    ``reinit="create_new"``): Lightning's WandbLogger would otherwise reuse the open one, and the members of a
+    fused pack each need their own.
+    """
     kind = cfg["name"]
     check(LOGGERS, "logger", kind)
     if kind == "wandb":
         mode = wandb_mode(cfg["mode"])
         if mode == "disabled":
             return None
-        return WandbLogger(
-            name=name, project=cfg["project"], entity=cfg.get("entity"), save_dir=str(run_dir),
-            group=cfg.get("group") or group, tags=[*tags, *cfg.get("tags", [])], config=config, mode=mode,
-        )
+        settings = {"name": name, "project": cfg["project"], "entity": cfg.get("entity"),
+                    "group": cfg.get("group") or group, "tags": [*tags, *cfg.get("tags", [])], "config": config,
+                    "mode": mode}
+        if own_run:
+            import wandb
+
+            run = wandb.init(dir=str(run_dir), reinit="create_new", **settings)
+            return WandbLogger(experiment=run, save_dir=str(run_dir))
+        return WandbLogger(save_dir=str(run_dir), **settings)
     if kind == "csv":
         return CSVLogger(str(run_dir), name="csv", version="")
     if kind == "tensorboard":
@@ -54,10 +65,12 @@ def build_logger(
     return None  # none
 
 
-def finish_wandb(summary: dict[str, Any]) -> None:
-    """Write ``summary`` to the active W&B run and close it, so the next job of a sweep starts its own run."""
+def finish_wandb(summary: dict[str, Any], run: Any = None) -> None:
+    """Write ``summary`` to ``run`` (default: the active W&B run) and close it, so the next job of a sweep starts
+    its own run."""
     import wandb
 
-    if wandb.run is not None:
-        wandb.run.summary.update(summary)
-        wandb.finish()
+    run = run or wandb.run
+    if run is not None:
+        run.summary.update(summary)
+        run.finish()

@@ -10,7 +10,11 @@ from tricklab.calibration import ECE_BINS
 
 
 class EpochStats:
-    """Running sums Σ n_b·L_b and Σ correct_b over batches b, and the sample count, as device tensors (no sync)."""
+    """Running sums Σ n_b·L_b and Σ correct_b over batches b, and the sample count, as device tensors (no sync).
+
+    For a fused pack every tensor has a leading member dimension (losses (K,), logits (K, B, C), targets (K, B)),
+    and the sums come one per member.
+    """
 
     def __init__(self) -> None:
         self.loss_sums: list[torch.Tensor] = []
@@ -19,10 +23,11 @@ class EpochStats:
 
     def add(self, losses: list[torch.Tensor], logits: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
         """Add batches: their mean losses L_b, logits and targets (reduced together: a few ops, not a few a batch)."""
-        sizes = [len(y) for y in targets]
+        sizes = [y.shape[-1] for y in targets]
         weights = torch.tensor(sizes, device=losses[0].device, dtype=torch.float32)
-        self.loss_sums.append((torch.stack(losses).float() * weights).sum())
-        self.correct.append((torch.cat(logits).argmax(1) == torch.cat(targets)).sum())
+        stacked = torch.stack(losses).float()
+        self.loss_sums.append((stacked * weights.view(-1, *[1] * (stacked.dim() - 1))).sum(0))
+        self.correct.append((torch.cat(logits, dim=-2).argmax(-1) == torch.cat(targets, dim=-1)).sum(-1))
         self.count += sum(sizes)
 
     def compute(self, prefix: str) -> dict[str, torch.Tensor | float]:
@@ -30,8 +35,8 @@ class EpochStats:
         (plain zeros before any batch)."""
         if not self.count:
             return {f"{prefix}/loss": 0.0, f"{prefix}/acc": 0.0}
-        return {f"{prefix}/loss": torch.stack(self.loss_sums).sum() / self.count,
-                f"{prefix}/acc": torch.stack(self.correct).sum() / self.count}
+        return {f"{prefix}/loss": torch.stack(self.loss_sums).sum(0) / self.count,
+                f"{prefix}/acc": torch.stack(self.correct).sum(0) / self.count}
 
 
 class EvalMetrics:

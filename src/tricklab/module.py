@@ -25,6 +25,8 @@ from tricklab.tricks.optim import build_optimizer
 from tricklab.tricks.regularization import build_penalty
 from tricklab.tricks.schedule import Schedule, build_schedule
 
+RANDOM_STATE = "torch_random_state"  # where a checkpoint keeps torch's random number generators' state
+
 
 class ClassifierModule(pl.LightningModule):
     """``model`` trained with cross-entropy; configs are plain dicts so checkpoints stay portable.
@@ -32,6 +34,8 @@ class ClassifierModule(pl.LightningModule):
     ``track_grad_norm``: compute ‖g‖₂ before clipping every step (always done to clip by norm), log its epoch
     mean as ``grad_norm`` and let the divergence guard check it.
     """
+
+    members = False  # a fused pack of stacked models (tricklab.fuse.module.PackModule): per-member norms
 
     def __init__(
         self,
@@ -46,7 +50,7 @@ class ClassifierModule(pl.LightningModule):
         self.automatic_optimization = False
         self.model = model
         self.save_hyperparameters(ignore=["model"])
-        self.penalty = build_penalty(regularization)
+        self.penalty = build_penalty(regularization, self.members)
         self.clip = build_clip(clip)
         self.norms_needed = track_grad_norm or needs_norm(clip)
         self.schedule: Schedule | None = None
@@ -92,11 +96,11 @@ class ClassifierModule(pl.LightningModule):
         for hook in hooks.before_forward:
             hook(trainer, step, model)                                     # diagnostics: watch activations
         logits = model(x)                                                  # forward
-        loss = F.cross_entropy(logits, y)                                  # loss
+        loss = self.loss(logits, y)                                        # cross-entropy
         objective = loss if self.penalty is None else loss + self.penalty(model)  # + λ₁Σ|w| + λ₂/2·Σw²
         self.compute_gradients(objective)                                  # g = ∂objective/∂θ
         grads = [p.grad for p in self.params if p.grad is not None] if self.grads_needed else []
-        norm = grad_norm(grads) if self.norms_needed and grads else None   # ‖g‖₂ before clipping
+        norm = grad_norm(grads, self.members) if self.norms_needed and grads else None  # ‖g‖₂ before clipping
         for hook in hooks.after_backward:
             hook(trainer, step, model)                                     # diagnostics: ‖∂L/∂W_l‖, W_l kept
         if self.clip is not None and grads:
@@ -107,6 +111,10 @@ class ClassifierModule(pl.LightningModule):
         if self.schedule is not None:
             self.schedule.after_optimizer_step()                           # per-step schedules
         return loss.detach(), logits.detach(), norm
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean cross-entropy −log p(y|x) of the minibatch."""
+        return F.cross_entropy(logits, y)
 
     def compute_gradients(self, objective: torch.Tensor) -> None:
         """Fresh gradients of ``objective``; under a gradient scaler (16-mixed) unscaled, so that norms, clipping
@@ -142,9 +150,21 @@ class ClassifierModule(pl.LightningModule):
 
     def _eval_step(self, batch: Batch, split: str) -> torch.Tensor:
         x, y = batch
-        logits = self.model(x)
+        logits = self.evaluate(x)
         self.stats[split].add(logits, y)
         return logits
+
+    def evaluate(self, x: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        """The logits of an evaluation batch, by the module's model or by ``model`` (a weight average of it)."""
+        return (self.model if model is None else model)(x)
+
+    def eval_metrics(self) -> EvalMetrics:
+        """A fresh accumulator of an evaluation epoch's metrics."""
+        return EvalMetrics()
+
+    def record(self, metrics: dict[str, torch.Tensor | float], prog_bar: bool = False) -> None:
+        """Record an epoch's metrics (``metrics.log_epoch``)."""
+        log_epoch(self.trainer, metrics, prog_bar)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -164,23 +184,35 @@ class ClassifierModule(pl.LightningModule):
         metrics["lr"] = float(self.epoch_lr)
         if self.epoch_grad_norms:
             metrics["grad_norm"] = _mean_of_taken_steps(torch.cat(self.epoch_grad_norms), self.scaler)
-        log_epoch(self.trainer, metrics)
+        self.record(metrics)
         if self.schedule is not None:
             self.schedule.after_epoch(self.trainer.callback_metrics, self.validated_epoch == self.current_epoch)
 
     def on_validation_epoch_start(self) -> None:
-        self.stats["val"] = EvalMetrics()
+        self.stats["val"] = self.eval_metrics()
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
-            log_epoch(self.trainer, self.stats["val"].compute("val"), prog_bar=True)
+            self.record(self.stats["val"].compute("val"), prog_bar=True)
             self.validated_epoch = self.current_epoch
 
     def on_test_epoch_start(self) -> None:
-        self.stats["test"] = EvalMetrics()
+        self.stats["test"] = self.eval_metrics()
 
     def on_test_epoch_end(self) -> None:
-        log_epoch(self.trainer, self.stats["test"].compute("test"))
+        self.record(self.stats["test"].compute("test"))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """torch's random state (dropout masks), so that a resumed run draws what an uninterrupted one would."""
+        checkpoint[RANDOM_STATE] = {"cpu": torch.get_rng_state(),
+                                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(RANDOM_STATE)
+        if state is not None:
+            torch.set_rng_state(state["cpu"])
+            if state["cuda"] and torch.cuda.is_initialized():
+                torch.cuda.set_rng_state_all(state["cuda"])
 
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.model, self.hparams.optimizer)
@@ -191,9 +223,9 @@ class ClassifierModule(pl.LightningModule):
 
 
 def _mean_of_taken_steps(norms: torch.Tensor, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
-    """Mean ‖g‖₂ of the epoch's steps; under a gradient scaler, of the steps it took (non-finite gradients are
-    its signal to skip a step and lower the scale, not a divergence)."""
+    """Mean ‖g‖₂ of the epoch's steps (per member in a pack: ``norms`` is (steps, K)); under a gradient scaler, of
+    the steps it took (non-finite gradients are its signal to skip a step and lower the scale, not a divergence)."""
     if scaler is None:
-        return norms.mean()
+        return norms.mean(0)
     taken = torch.isfinite(norms)
     return torch.where(taken, norms, 0).sum() / taken.sum().clamp(min=1)

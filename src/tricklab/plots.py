@@ -1,5 +1,6 @@
-"""The report's figures (matplotlib, Agg backend): learning curves per config, a heatmap of two swept factors,
-and per-layer activation-std and gradient-norm profiles from the diagnostics' layers.csv."""
+"""The report's figures (matplotlib, Agg backend): learning curves per config, the gradient-norm history where
+the runs logged it, a heatmap of two swept factors, and per-layer activation-std and gradient-norm profiles from
+the diagnostics' layers.csv."""
 
 from __future__ import annotations
 
@@ -90,6 +91,23 @@ def learning_curves(report: Report, out: Path) -> Path | None:
     return _finish(fig, acc_ax, out / "learning_curves.png")
 
 
+def gradient_norms(report: Report, out: Path) -> Path | None:
+    """The epoch mean of ‖g‖₂ before clipping (history.csv ``grad_norm``), mean ± std over each config's runs, on
+    a log scale: where gradients explode, and whether clipping kept them down."""
+    if not any("grad_norm" in row for run in report.sweep.runs for row in run.history):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for row, color in zip(report.configs, _colors(len(report.configs)), strict=True):
+        _curve(ax, *_by_x(row.config.runs, lambda r: r.history, "epoch", "grad_norm"), _label(row), color)
+    ax.set(xlabel="epoch", ylabel="‖g‖₂ before clipping, epoch mean (log scale)", yscale="log",
+           title="Gradient norm (mean ± std over seeds)")
+    ax.grid(alpha=0.3, which="both")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(f"Gradient norms · {report.sweep.root.name}")
+    return _finish(fig, ax, out / "gradient_norms.png")
+
+
 def heatmap(report: Report, out: Path) -> Path | None:
     """Mean test accuracy over the first two swept factors (averaged over any others and the seeds)."""
     if len(report.sweep.swept) < 2:
@@ -152,5 +170,6 @@ def layer_profiles(report: Report, out: Path) -> Path | None:
 
 def draw_all(report: Report, out: Path) -> list[Path]:
     """Every figure the runs have data for; returns the PNGs written."""
-    drawn = (learning_curves(report, out), heatmap(report, out), layer_profiles(report, out))
+    drawn = (learning_curves(report, out), gradient_norms(report, out), heatmap(report, out),
+             layer_profiles(report, out))
     return [path for path in drawn if path is not None]

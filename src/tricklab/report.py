@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tricklab.errors import DataError
-from tricklab.summary import RANK_BY, ConfigSummary, Report, Stat
+from tricklab.summary import RANK_BY, ConfigSummary, Report, Stat, statuses_text
 from tricklab.sweep import Sweep, load_sweep
 
 METRICS = ("test/acc", "test/loss", "test/ece", "val/acc", "val/loss")
@@ -58,10 +58,6 @@ def factor_effect(sweep: Sweep, factor: str) -> list[tuple[str, Stat | None, Cou
     return effect
 
 
-def _statuses(counts: Counter) -> str:
-    return ", ".join(f"{n} {status}" for status, n in counts.most_common())
-
-
 def _cell(row: ConfigSummary, key: str) -> str:
     stat = row.stats.get(key)
     if stat is not None:
@@ -74,7 +70,7 @@ def table(report: Report) -> tuple[list[str], list[list[str]]]:
     header = ["config", "runs", "status", *report.metrics, "epochs", "wall time (s)"]
     rows = []
     for row in report.configs:
-        rows.append([row.label, str(len(row.config.runs)), _statuses(row.statuses),
+        rows.append([row.label, str(len(row.config.runs)), statuses_text(row.statuses),
                      *(_cell(row, key) for key in report.metrics), f"{row.epochs:.1f}", f"{row.wall_time_s:.1f}"])
         if row.ensemble:
             ens = row.ensemble
@@ -102,7 +98,7 @@ def markdown(report: Report) -> str:
         "## Configs", markdown_table(*table(report)),
     ]
     for factor, effect in report.effects.items():
-        rows = [[value, str(stat) if stat else "—", str(stat.n if stat else 0), _statuses(counts)]
+        rows = [[value, str(stat) if stat else "—", str(stat.n if stat else 0), statuses_text(counts)]
                 for value, stat, counts in effect]
         parts += [f"## Effect of {factor} (averaged over the other factors and seeds)",
                   markdown_table([factor, RANK_BY, "completed runs", "status"], rows)]

@@ -21,12 +21,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from tricklab.config import CONF_DIR, PROJECT_ROOT
+from tricklab.config import CONF_DIR, PROJECT_ROOT, STUDY_PAGES
 from tricklab.errors import ConfigError
 from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
 EXPERIMENTS = CONF_DIR / "experiment"
-PAGES = PROJECT_ROOT / "docs" / "studies"
 MIN_SEEDS = 2  # a t-interval needs two values at least
 
 
@@ -97,7 +96,7 @@ def folder(name: str, overrides: list[str], output_dir: Path) -> Path:
 
 def last_wall_time(name: str) -> str:
     """The wall time the study's generated page records (docs/studies/<name>.md), or "-" before it has one."""
-    page = PAGES / f"{name}.md"
+    page = STUDY_PAGES / f"{name}.md"
     found = re.search(r"^- Wall time: (.+)$", page.read_text(), re.M) if page.is_file() else None
     return found.group(1) if found else "-"
 

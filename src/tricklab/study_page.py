@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import OmegaConf
 from tricklab.findings import ArmSummary, Comparison
 from tricklab.results import STUDY_RUN_FILE
 from tricklab.study import ClaimFinding, Study
+from tricklab.summary import statuses_text
 from tricklab.sweep import Sweep
 
 # What Hydra saves in every job folder: the job's config, and Hydra's own (with the sweeper's arms).
@@ -106,7 +108,7 @@ def write_page(report: Any, study: Study, pages: Path) -> Path:
         "Config hash": _config_hash(root),
         "Machine": _machine(),
         "Wall time": f"{launch['wall_time_s']:.0f} s" if "wall_time_s" in launch else "-",
-        "Runs": f"{len(report.sweep.runs)} ({_statuses(report.sweep)})",
+        "Runs": f"{len(report.sweep.runs)} ({statuses_text(Counter(run.status for run in report.sweep.runs))})",
     }
     text = "\n\n".join([
         f"# Study: {study.name}",
@@ -147,12 +149,14 @@ def _launch(root: Path) -> dict[str, Any]:
 
 
 def commit() -> str:
-    """The project's git commit (short), marked when the working tree has uncommitted changes."""
-    from tricklab.config import PROJECT_ROOT
+    """The project's git commit (short), marked when the working tree has uncommitted changes (the generated
+    study pages aside: writing one study's page must not mark the next study's runs)."""
+    from tricklab.config import PROJECT_ROOT, STUDY_PAGES
 
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            f":!{STUDY_PAGES.relative_to(PROJECT_ROOT)}"], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True).stdout.strip()
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
@@ -168,9 +172,3 @@ def _machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, Python {platform.python_version()}"
 
-
-def _statuses(sweep: Sweep) -> str:
-    counts: dict[str, int] = {}
-    for run in sweep.runs:
-        counts[run.status] = counts.get(run.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in counts.items())

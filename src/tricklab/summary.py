@@ -18,6 +18,11 @@ from tricklab.sweep import Config, Sweep
 RANK_BY = "test/acc"
 
 
+def statuses_text(counts: Counter) -> str:
+    """"3 completed, 1 diverged": how many runs ended each way, most common first."""
+    return ", ".join(f"{n} {status}" for status, n in counts.most_common())
+
+
 @dataclass
 class Stat:
     """Mean and sample std of a metric over ``n`` runs (std NaN for a single run)."""

@@ -57,12 +57,8 @@ class PreparedRun:
 
 def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     """Validate ``cfg``, then build data, model, LightningModule, callbacks, logger and Trainer (seeded)."""
-    validate(cfg)
-    _set_threads(cfg.threads)
+    get_ready(cfg)
     import pytorch_lightning as pl
-
-    _cheap_cuda_checks()
-    check_devices(cfg.trainer)  # before the data is loaded: a run that cannot start should not read it first
 
     from tricklab.callbacks import build_callbacks
     from tricklab.data.datamodule import TensorDataModule
@@ -79,21 +75,45 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
                         datamodule.input_shape, datamodule.num_classes)
     module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"],
                               cfg.callbacks.grad_norm)
-    name = cfg.name or _run_name(ctx)
+    record = new_record(cfg, ctx, sum(p.numel() for p in model.parameters()), datamodule)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    if ctx.trial is not None:
+        callbacks.others.append(ctx.trial)
+    logger = run_logger(cfg, plain, ctx, record["name"], record["params"])
+    trainer = build_trainer(cfg, ctx.run_dir, callbacks.all(), logger)
+    return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
+
+
+def get_ready(cfg: DictConfig) -> None:
+    """What every run does before it loads anything: validate the config, set torch's threads, refuse GPUs this
+    machine lacks."""
+    validate(cfg)
+    _set_threads(cfg.threads)
+    _cheap_cuda_checks()
+    check_devices(cfg.trainer)  # before the data is loaded: a run that cannot start should not read it first
+
+
+def new_record(cfg: DictConfig, ctx: RunContext, params: int, datamodule: Any) -> dict[str, Any]:
+    """The run's metrics.json as it starts (status running), with the checkpoint it resumes from, if any."""
     record: dict[str, Any] = {
-        "status": "running", "name": name, "seed": cfg.seed, "arm": cfg.get("arm"), "choices": ctx.choices,
-        "overrides": ctx.overrides,
-        "run_dir": str(ctx.run_dir), "params": sum(p.numel() for p in model.parameters()),
+        "status": "running", "name": cfg.name or _run_name(ctx), "seed": cfg.seed, "arm": cfg.get("arm"),
+        "choices": ctx.choices, "overrides": ctx.overrides, "run_dir": str(ctx.run_dir), "params": params,
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
         "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
     }
     if record["resumed_from"]:
         check_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
-    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
-    if ctx.trial is not None:
-        callbacks.others.append(ctx.trial)
-    trainer, logger = _build_trainer(cfg, plain, ctx, name, callbacks, record["params"])
-    return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
+    return record
+
+
+def open_record(run_dir: Path, record: dict[str, Any]) -> None:
+    """Write the starting metrics.json; an earlier one that cannot be read is kept aside, and the record says so."""
+    moved = set_aside_unreadable(run_dir)
+    if moved is not None:
+        print(f"tricklab: warning: {run_dir / METRICS_FILE} could not be read; kept as {moved.name}, and "
+              f"the run starts over.", file=sys.stderr)
+        record["set_aside"] = moved.name
+    write_json_atomic(run_dir / METRICS_FILE, record)
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -108,12 +128,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # Under data parallelism every process runs this function; only rank 0 records the run.
     record_to_disk = trainer.is_global_zero
     if record_to_disk:
-        moved = set_aside_unreadable(ctx.run_dir)
-        if moved is not None:
-            print(f"tricklab: warning: {ctx.run_dir / METRICS_FILE} could not be read; kept as {moved.name}, and "
-                  f"the run starts over.", file=sys.stderr)
-            record["set_aside"] = moved.name
-        write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+        open_record(ctx.run_dir, record)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
         if ctx.trial is not None and ctx.trial.pruned_at is not None:  # stopped by the search: not tested
@@ -139,11 +154,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             record.update(status="failed", error=f"{type(err).__name__}: {err}")
             raise
     finally:
-        _finish_record(record, callbacks.history, trainer, prepared.started)
+        finish_record(record, callbacks.history, trainer.global_step, prepared.started)
         if record_to_disk:
             write_json_atomic(ctx.run_dir / METRICS_FILE, record)
         if isinstance(prepared.logger, WandbLogger):
-            finish_wandb(_flat_summary(record))
+            finish_wandb(flat_summary(record))
     return record
 
 
@@ -185,27 +200,32 @@ def check_checkpoint(path: Path, run_dir: Path) -> None:
         ) from None
 
 
-def _build_trainer(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, callbacks, params: int):
-    """The Lightning Trainer for ``cfg.trainer``, with the run's callbacks and logger."""
-    from lightning_fabric.utilities.exceptions import MisconfigurationException
-
+def run_logger(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, params: int, own_run: bool = False):
+    """The run's experiment logger (``logger=...``), tagged with its choices; ``own_run``: a W&B run of its own
+    even while another is open in this process (the members of a fused pack)."""
     from tricklab.loggers import build_logger
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
     wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
-    logger = build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config)
+    return build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config, own_run)
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Any], logger: Any):
+    """The Lightning Trainer for ``cfg.trainer`` with ``callbacks`` and ``logger``; ConfigError for settings this
+    machine cannot run."""
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
     t = cfg.trainer
     try:
-        trainer = _trainer(cfg, ctx.run_dir, callbacks, logger)
+        return _trainer(cfg, run_dir, callbacks, logger)
     except MisconfigurationException as err:
         raise ConfigError(
             f"trainer settings accelerator={t.accelerator}, devices={t.devices}, strategy={t.strategy}, "
             f"precision={t.precision} cannot run on this machine: {err}"
         ) from None
-    return trainer, logger
 
 
-def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
+def _trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Any], logger: Any):
     import pytorch_lightning as pl
 
     t = cfg.trainer
@@ -213,7 +233,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, callbacks, logger):
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         precision=t.precision, deterministic=t.deterministic, check_val_every_n_epoch=t.check_val_every_n_epoch,
         limit_val_batches=0 if cfg.data.val_fraction == 0 else t.limit_val_batches,
-        callbacks=callbacks.all(), logger=logger or False,
+        callbacks=callbacks, logger=logger or False,
         enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
         enable_progress_bar=cfg.callbacks.progress_bar != "none",
         enable_model_summary=cfg.callbacks.progress_bar != "none",
@@ -244,9 +264,10 @@ def _pass_through(t: DictConfig) -> dict[str, Any]:
     return extra
 
 
-def _finish_record(record: dict[str, Any], history, trainer, started: float) -> None:
+def finish_record(record: dict[str, Any], history, steps: int, started: float) -> None:
+    """The run's closing numbers in its record: epochs and ``steps`` done, wall times, final and best metrics."""
     record["epochs"] = len(history.rows)
-    record["steps"] = trainer.global_step
+    record["steps"] = steps
     record["wall_time_s"] = round(time.perf_counter() - started, 3)  # this attempt's
     record["wall_time_total_s"] = round(history.carried_s + record["wall_time_s"], 3)  # with earlier epochs
     record["final"] = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if "/" in k or k in
@@ -259,7 +280,8 @@ def _finish_record(record: dict[str, Any], history, trainer, started: float) -> 
     record["best"] = best
 
 
-def _flat_summary(record: dict[str, Any]) -> dict[str, Any]:
+def flat_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """What a W&B run's summary shows of the record."""
     summary = {"status": record["status"], "epochs": record.get("epochs"), "wall_time_s": record.get("wall_time_s")}
     summary.update({f"best/{k}": v for k, v in record.get("best", {}).items()})
     summary.update(record.get("test", {}))
@@ -317,12 +339,18 @@ def context_from_hydra() -> RunContext:
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    choices = {g: str(c) for g, c in hc.runtime.choices.items() if g in TRICK_GROUPS and c is not None}
-    group = Path(hc.sweep.dir).name if hc.mode == RunMode.MULTIRUN else None
-    ctx = RunContext(Path(hc.runtime.output_dir), choices, list(hc.overrides.task), group)
-    if hc.mode == RunMode.MULTIRUN:
+    multirun = hc.mode == RunMode.MULTIRUN
+    ctx = context_of(hc, Path(hc.runtime.output_dir), multirun)
+    if multirun:
         ctx.trial = search_trial(hc)
     return ctx
+
+
+def context_of(hydra_cfg: DictConfig, run_dir: Path, multirun: bool) -> RunContext:
+    """The RunContext of a job from its ``hydra`` config node (its choices and overrides), writing to ``run_dir``."""
+    choices = {g: str(c) for g, c in hydra_cfg.runtime.choices.items() if g in TRICK_GROUPS and c is not None}
+    group = Path(hydra_cfg.sweep.dir).name if multirun else None
+    return RunContext(run_dir, choices, list(hydra_cfg.overrides.task), group)
 
 
 def search_trial(hydra_cfg: DictConfig):

@@ -40,6 +40,9 @@ class LocalLauncherConf:
     workers: Any = None
     # GPU ids, each worker owns one; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
     gpus: Any = "auto"
+    # Jobs that differ only in seed and init train together, as one stacked model in one worker, in packs of at
+    # most this many (tricklab.fuse); 1: every job alone. A job that cannot fuse runs alone, and the log says why.
+    fuse: Any = 1
     # Workers (hence concurrent jobs) sharing each GPU: for small nets, whose steps are launch-bound. Must be
     # 1 without GPUs.
     jobs_per_gpu: Any = 1
@@ -50,10 +53,11 @@ ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalLau
 
 class WorkerPoolLauncher(Launcher):
     def __init__(self, workers: int | None = None, gpus: str | Sequence[int | str] = "auto",
-                 jobs_per_gpu: int = 1) -> None:
+                 jobs_per_gpu: int = 1, fuse: int = 1) -> None:
         self.workers = workers
         self.gpus = gpus
         self.jobs_per_gpu = jobs_per_gpu
+        self.fuse = fuse
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
@@ -74,7 +78,7 @@ class WorkerPoolLauncher(Launcher):
         log.info(f"Sweep {self.config.hydra.sweep.dir}: {len(to_run)} jobs to run on "
                  f"{min(len(pool.slots), len(to_run))} workers ({len(job_overrides) - len(to_run)} completed earlier)")
         try:
-            pool.run(to_run, self._started, self.jobs.finished)
+            pool.run(self._packed(to_run), self._started, self.jobs.finished)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (tricklab.signals): the pool has stopped its workers
             self.jobs.interrupted()
             raise
@@ -108,6 +112,25 @@ class WorkerPoolLauncher(Launcher):
             return [str(err)]
         return []
 
+    def _packed(self, orders: list) -> list:
+        """The orders with the jobs that can train together grouped into packs (``hydra.launcher.fuse``)."""
+        if self.fuse == 1:
+            return orders
+        from tricklab.fuse.plan import plan_packs
+        from tricklab.launch.messages import PackOrder
+
+        groups, alone = plan_packs([order.config for order in orders], self.fuse)
+        for i, why in alone.items():
+            log.info(f"\t#{orders[i].num} trains alone, not fused: {why}")
+        items = []
+        for group in groups:
+            if len(group) == 1:
+                items.append(orders[group[0]])
+            else:
+                items.append(PackOrder([orders[i] for i in group]))
+                log.info(f"\t#{', #'.join(str(orders[i].num) for i in group)} train together, fused in one pack")
+        return items
+
     def _pool(self):
         """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
         from tricklab.launch.pool import WorkerPool
@@ -122,8 +145,10 @@ class WorkerPoolLauncher(Launcher):
 
     def _slots(self):
         """The workers' slots for these settings on this machine; a ConfigError for settings that cannot work."""
+        from tricklab.fuse.plan import check_fuse
         from tricklab.launch.devices import plan_slots, usable_cores, visible_gpus
 
+        check_fuse(self.fuse)
         return plan_slots(self.workers, visible_gpus(self.gpus), usable_cores(), self.jobs_per_gpu)
 
     def _started(self, order, slot) -> None:

@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from tricklab.choices import pick
 from tricklab.data.batches import minibatches
-from tricklab.metrics import EvalMetrics, log_epoch, steps_per_epoch
+from tricklab.metrics import EvalMetrics, steps_per_epoch
 from tricklab.stages import StepCallback
 
 AVERAGED_STATE = "averaged_model_state"
@@ -46,8 +46,9 @@ class AveragedEvaluation(StepCallback):
             self.average = AveragedModel(pl_module.model, **self.kwargs)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """θ̄ is no submodule of the module (it is not trained): move it to the device the module trains on."""
-        self.average.to(pl_module.device)
+        """θ̄ is no submodule of the module (it is not trained): move it to the device and dtype the module trains
+        in (``trainer.precision=64-true`` converts the module after θ̄ was made)."""
+        self.average.to(device=pl_module.device, dtype=pl_module.dtype)
 
     def after_update(self, trainer: pl.Trainer, step: int, model: nn.Module) -> None:
         if self.should_update(step):
@@ -57,23 +58,25 @@ class AveragedEvaluation(StepCallback):
         return self.average is not None and int(self.average.n_averaged) > 0
 
     def _prepare(self, trainer: pl.Trainer) -> None:
-        self.stats = EvalMetrics()
+        self.stats = trainer.lightning_module.eval_metrics()
         count = int(self.average.n_averaged)
         if self.refresh_bn and self._bn_fresh_at != count:
-            loader = trainer.datamodule.train_dataloader() if trainer.datamodule else trainer.train_dataloader
+            datamodule = trainer.datamodule
+            loader = datamodule.fresh_train_batches() if hasattr(datamodule, "fresh_train_batches") \
+                else trainer.train_dataloader
             with torch.no_grad():
                 update_bn((xy for batch in loader for xy in minibatches(batch)), self.average.module)
             self._bn_fresh_at = count
         self.average.eval()
 
     @torch.no_grad()
-    def _evaluate_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def _evaluate_batch(self, pl_module: pl.LightningModule, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
         x, y = batch
-        logits = self.average.module(x)
+        logits = pl_module.evaluate(x, self.average.module)
         self.stats.add(logits, y)
 
     def _log(self, trainer: pl.Trainer, split: str) -> None:
-        log_epoch(trainer, self.stats.compute(f"{split}_{self.tag}"))
+        trainer.lightning_module.record(self.stats.compute(f"{split}_{self.tag}"))
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready() and not trainer.sanity_checking:
@@ -82,7 +85,7 @@ class AveragedEvaluation(StepCallback):
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                                 batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._ready() and not trainer.sanity_checking:
-            self._evaluate_batch(batch)
+            self._evaluate_batch(pl_module, batch)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready() and not trainer.sanity_checking:
@@ -95,7 +98,7 @@ class AveragedEvaluation(StepCallback):
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                           batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._ready():
-            self._evaluate_batch(batch)
+            self._evaluate_batch(pl_module, batch)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._ready():

@@ -46,13 +46,13 @@ class RunCheckpoints(Checkpoint):
         if trainer.sanity_checking:
             return
         due = trainer.strategy.broadcast(time.monotonic() - self._written_at >= self.every_seconds)  # rank 0's
-        current = trainer.callback_metrics.get(self.monitor)
-        if current is not None and self._improves(float(current)):
+        current = self.monitored(trainer)
+        if current is not None and self.improves(float(current)):
             self.best_model_score = float(current)
             self.best_model_path = str(self.dirpath / f"best-epoch{trainer.current_epoch + 1:03d}.ckpt")
-            self._pending_best = None if due else _snapshot(trainer)
+            self._pending_best = None if due else self.snapshot(trainer)
             if due:
-                trainer.save_checkpoint(self.best_model_path, weights_only=False)
+                self.save(trainer, self.best_model_path)
                 self._forget_written_best(trainer)
         if due:
             self._write(trainer)
@@ -61,7 +61,8 @@ class RunCheckpoints(Checkpoint):
         """The final state as last.ckpt (and a best not yet written)."""
         self._write(trainer)
 
-    def _improves(self, value: float) -> bool:
+    def improves(self, value: float) -> bool:
+        """Whether ``value`` of the monitored metric beats the best so far (NaN never does)."""
         if value != value:  # NaN never improves
             return False
         best = self.best_model_score
@@ -73,8 +74,20 @@ class RunCheckpoints(Checkpoint):
             trainer.strategy.save_checkpoint(self._pending_best, self.best_model_path)
             self._pending_best = None
             self._forget_written_best(trainer)
-        trainer.save_checkpoint(self.last_model_path, weights_only=False)
+        self.save(trainer, self.last_model_path)
         self._written_at = time.monotonic()
+
+    def monitored(self, trainer: pl.Trainer) -> Any:
+        """This epoch's value of the monitored metric (None when the epoch did not measure it)."""
+        return trainer.callback_metrics.get(self.monitor)
+
+    def save(self, trainer: pl.Trainer, path: str) -> None:
+        """Write the checkpoint of the current state to ``path``."""
+        trainer.save_checkpoint(path, weights_only=False)
+
+    def snapshot(self, trainer: pl.Trainer) -> dict[str, Any]:
+        """The checkpoint ``save`` would write now, with copies of its tensors (the live state)."""
+        return copy_tensors(checkpoint_contents(trainer))
 
     def _forget_written_best(self, trainer: pl.Trainer) -> None:
         """The best checkpoint is now ``best_model_path``: remove the one written before it."""
@@ -93,18 +106,13 @@ class RunCheckpoints(Checkpoint):
             self.best_model_path = self._written_best = state_dict["best_model_path"]
 
 
-def _snapshot(trainer: pl.Trainer) -> dict[str, Any]:
-    """The checkpoint ``trainer.save_checkpoint`` would write now, with copies of its tensors (the live state)."""
-    return _copy_tensors(checkpoint_contents(trainer))
-
-
-def _copy_tensors(value: Any) -> Any:
+def copy_tensors(value: Any) -> Any:
     """``value`` with every tensor in its dicts, lists and tuples cloned (``copy.deepcopy`` would also copy
     everything else, at ten times the cost)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, dict):
-        return type(value)((k, _copy_tensors(v)) for k, v in value.items())
+        return type(value)((k, copy_tensors(v)) for k, v in value.items())
     if type(value) in (list, tuple):
-        return type(value)(_copy_tensors(v) for v in value)
+        return type(value)(copy_tensors(v) for v in value)
     return value

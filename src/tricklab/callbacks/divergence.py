@@ -9,6 +9,7 @@ NaN/Inf gradient shows one step later, as the NaN/Inf loss of the weights it pro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -28,6 +29,8 @@ class DivergenceGuard(StepCallback):
 
     def __init__(self, max_loss_factor: float | None = None) -> None:
         self.max_loss_factor = max_loss_factor
+        # What divergence stops: the trainer; in a fused pack, the one member (tricklab.fuse.members).
+        self.stop_run: Callable[[pl.Trainer], None] = _stop_trainer
         self.initial_loss: float | None = None
         self.diverged_at_step: int | None = None
         self.reason: str | None = None
@@ -79,7 +82,11 @@ class DivergenceGuard(StepCallback):
     def _stop(self, trainer: pl.Trainer, step: int, reason: str) -> None:
         if self.diverged_at_step is None:
             self.diverged_at_step, self.reason = step, reason
-        trainer.should_stop = True
+        self.stop_run(trainer)
+
+
+def _stop_trainer(trainer: pl.Trainer) -> None:
+    trainer.should_stop = True
 
 
 def _scales_gradients(trainer: pl.Trainer) -> bool:

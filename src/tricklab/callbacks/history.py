@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,11 @@ class HistoryWriter(Checkpoint):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        metrics = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "time_s": round(time.perf_counter() - self.started, 3)}
+        self.append(trainer.current_epoch + 1, trainer.global_step, trainer.callback_metrics)
+
+    def append(self, epoch: int, step: int, metrics: Mapping[str, Any]) -> None:
+        """The row of ``epoch`` (1-based), ended at optimizer step ``step``, from ``metrics`` (any of the columns)."""
+        row = {"epoch": epoch, "step": step, "time_s": round(time.perf_counter() - self.started, 3)}
         row["total_time_s"] = round(self.carried_s + row["time_s"], 3)
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         self.rows.append(row)

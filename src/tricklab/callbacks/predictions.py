@@ -27,7 +27,7 @@ class TestPredictions(Callback):
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.probs.append(outputs.detach().float().softmax(1).cpu())
+        self.probs.append(outputs.detach().float().softmax(-1).cpu())  # (B, C); a fused pack's (K, B, C)
         self.labels.append(batch[1].detach().cpu())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -38,7 +38,12 @@ class TestPredictions(Callback):
             probs, labels = (_in_test_set_order(pl_module.all_gather(t.to(pl_module.device))).cpu()
                              for t in (probs, labels))
         if trainer.is_global_zero:
-            np.savez_compressed(self.path, probs=probs.numpy().astype(np.float32), labels=labels.numpy())
+            save_predictions(self.path, probs, labels)
+
+
+def save_predictions(path: Path, probs: torch.Tensor, labels: torch.Tensor) -> None:
+    """``probs`` (N, C) and ``labels`` (N,) of the test set as ``path`` (a .npz)."""
+    np.savez_compressed(path, probs=probs.numpy().astype(np.float32), labels=labels.numpy())
 
 
 def _in_test_set_order(gathered: torch.Tensor) -> torch.Tensor:

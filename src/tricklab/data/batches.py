@@ -65,6 +65,14 @@ class IndexBatches:
         self.steps_per_call, self.max_steps = steps_per_call, max_steps
         self.generator = torch.Generator().manual_seed(seed)
 
+    def random_states(self) -> list[torch.Tensor]:
+        """The state of the batch order's random stream (one; a pack's batches hold one per member)."""
+        return [self.generator.get_state()]
+
+    def set_random_states(self, states: list[torch.Tensor]) -> None:
+        (state,) = states
+        self.generator.set_state(state)
+
     @property
     def steps(self) -> int:
         """Minibatches per epoch (per process)."""

@@ -37,29 +37,55 @@ class TensorDataModule(pl.LightningDataModule):
         data = DATASETS.get(data_key(cfg, data_dir), lambda: _load(cfg, Path(data_dir)))
         self.input_shape, self.num_classes = data.input_shape, data.num_classes
         self.tensors = dict(data.tensors)  # the kept tensors themselves (never written: tricklab.data.cache)
+        self.training_batches: Any = None  # what train_dataloader gave the training loop
+        self.resumed_orders: list[torch.Tensor] | None = None  # its random state, from a checkpoint
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        self.tensors = {split: (x.to(device), y.to(device)) for split, (x, y) in self.tensors.items()}
+        # trainer.precision=64-true runs the model in float64; batches bypass Lightning's input conversion
+        dtype = torch.float64 if self.trainer and self.trainer.precision.startswith("64") else None
+        self.tensors = {split: (x.to(device, dtype), y.to(device)) for split, (x, y) in self.tensors.items()}
 
     def sizes(self) -> dict[str, int]:
         return {split: len(y) for split, (_, y) in self.tensors.items()}
 
-    def _batches(self, split: str, shuffle: bool, **kwargs: Any) -> IndexBatches:
+    def _batches(self, split: str, shuffle: bool, seed: int | None = None, **kwargs: Any) -> IndexBatches:
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         x, y = self.tensors[split]
-        return IndexBatches(x, y, self.batch_size, shuffle, self.seed, rank, world, **kwargs)
+        return IndexBatches(x, y, self.batch_size, shuffle, self.seed if seed is None else seed, rank, world, **kwargs)
 
     def train_dataloader(self) -> IndexBatches:
-        """Runs of ``steps_per_call`` minibatches (``StepBatches``), each minibatch one optimizer step."""
+        """The training loop's batches: runs of ``steps_per_call`` minibatches (``StepBatches``), each one
+        optimizer step, in an order that goes on from a checkpoint's (``state_dict``)."""
+        self.training_batches = self.fresh_train_batches()
+        if self.resumed_orders is not None:
+            self.training_batches.set_random_states(self.resumed_orders)
+        return self.training_batches
+
+    def fresh_train_batches(self) -> IndexBatches:
+        """Training batches in the run's order from its start, apart from the training loop's (SWA's statistics
+        pass reads them without moving the loop's order on)."""
+        return self.train_batches(self.seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random state of the training loop's batch order, so that a resumed run trains its remaining epochs
+        in the order an uninterrupted one would."""
+        return {} if self.training_batches is None else {"batch_order": self.training_batches.random_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.resumed_orders = state_dict.get("batch_order")
+
+    def train_batches(self, seed: int) -> IndexBatches:
+        """The training batches in the order the seed ``seed`` shuffles them."""
         world = self.trainer.world_size if self.trainer else 1
-        batches = self._batches("train", shuffle=True, steps_per_call=self.steps_per_call if world == 1 else 1)
+        steps_per_call = self.steps_per_call if world == 1 else 1
+        batches = self._batches("train", shuffle=True, seed=seed, steps_per_call=steps_per_call)
         batches.max_steps = _limit(self.limit_train_batches, batches.steps)
         return batches
 
     def train_steps_per_epoch(self) -> int:
         """Optimizer steps per training epoch (per process)."""
-        return self.train_dataloader().steps
+        return self.train_batches(self.seed).steps
 
     def val_dataloader(self) -> IndexBatches:
         return self._batches("val", shuffle=False)

@@ -33,6 +33,19 @@ class JobOrder:
 
 
 @dataclass
+class PackOrder:
+    """Jobs to train together as one fused pack (``hydra.launcher.fuse``); the worker answers with a list of
+    JobOutcomes, one per job, in order."""
+
+    orders: list[JobOrder]
+
+
+def orders_of(item: JobOrder | PackOrder) -> list[JobOrder]:
+    """The jobs of what a worker is given."""
+    return item.orders if isinstance(item, PackOrder) else [item]
+
+
+@dataclass
 class JobOutcome:
     """What a worker reports back: Hydra's return value, or the error that ended the job."""
 

@@ -21,13 +21,13 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 
 from tricklab.launch.devices import Slot
-from tricklab.launch.messages import JobOrder, JobOutcome, Setup
+from tricklab.launch.messages import JobOrder, JobOutcome, PackOrder, Setup, orders_of
 
 STOP_GRACE_S = 10.0
 
 
 class Worker:
-    """A worker process owning one slot, and the job it is running (None when idle)."""
+    """A worker process owning one slot, and the job (or fused pack of jobs) it is running (None when idle)."""
 
     def __init__(self, slot: Slot, setup: Setup) -> None:
         self.slot = slot
@@ -38,24 +38,28 @@ class Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.conn.send(setup)
-        self.order: JobOrder | None = None
+        self.order: JobOrder | PackOrder | None = None
         self.started = 0.0
 
-    def give(self, order: JobOrder) -> None:
+    def give(self, order: JobOrder | PackOrder) -> None:
         """Send ``order`` to this worker (a dead worker is noticed by ``collect``)."""
         self.order, self.started = order, time.time()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a dead worker: collect() reports it
             self.conn.send(order)
 
-    def collect(self) -> JobOutcome:
-        """The outcome of the running job; a failed one naming the exit code when the process died."""
-        order, self.order = self.order, None
+    def collect(self) -> list[tuple[JobOrder, JobOutcome]]:
+        """Each job of what the worker ran, with its outcome; failed ones naming the exit code when the process
+        died."""
+        item, self.order = self.order, None
+        orders = orders_of(item)
         try:
-            return self.conn.recv()
+            outcome = self.conn.recv()
+            return list(zip(orders, outcome if isinstance(item, PackOrder) else [outcome], strict=True))
         except (EOFError, ConnectionResetError):
             code = self.process.wait()
-            return JobOutcome(order.num, False, None, f"the worker process died (exit code {code}) during the job",
-                              self.process.pid, self.slot.device, self.started, time.time())
+            return [(order, JobOutcome(order.num, False, None, f"the worker process died (exit code {code}) during "
+                                       f"the job", self.process.pid, self.slot.device, self.started, time.time()))
+                    for order in orders]
 
     @property
     def alive(self) -> bool:
@@ -83,9 +87,10 @@ class WorkerPool:
         self.slots, self.setup = list(slots), setup
         self.workers: list[Worker] = []
 
-    def run(self, orders: Sequence[JobOrder], on_start: Callable[[JobOrder, Slot], None],
+    def run(self, orders: Sequence[JobOrder | PackOrder], on_start: Callable[[JobOrder, Slot], None],
             on_done: Callable[[JobOrder, JobOutcome], None]) -> None:
-        """Run every order, each on the next idle worker; call back as each job starts and ends."""
+        """Run every order (a job, or a pack of jobs trained together), each on the next idle worker; call back as
+        each job starts and ends."""
         pending = deque(orders)
         while len(self.workers) < min(len(self.slots), len(orders)):
             self.workers.append(Worker(self.slots[len(self.workers)], self.setup))
@@ -94,12 +99,13 @@ class WorkerPool:
                 for worker in self.workers:
                     if worker.order is None and pending:
                         worker.give(pending.popleft())
-                        on_start(worker.order, worker.slot)
+                        for order in orders_of(worker.order):
+                            on_start(order, worker.slot)
                 busy = {w.conn: w for w in self.workers if w.order is not None}
                 for conn in wait(list(busy)):
                     worker = busy[conn]
-                    order = worker.order
-                    on_done(order, worker.collect())
+                    for order, outcome in worker.collect():
+                        on_done(order, outcome)
                     if not worker.alive:  # its replacement owns the same slot
                         self.workers[self.workers.index(worker)] = Worker(worker.slot, self.setup)
         except BaseException:
@@ -134,8 +140,7 @@ class WorkerPool:
         ended = []
         for conn in wait(list(busy)):
             worker = busy[conn]
-            order = worker.order
-            ended.append((order, worker.collect()))
+            ended.extend(worker.collect())
             if not worker.alive:  # its replacement owns the same slot
                 self.workers[self.workers.index(worker)] = Worker(worker.slot, self.setup)
         return ended

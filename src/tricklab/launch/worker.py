@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
+from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, PackOrder, Setup
 
 
 def main(argv: list[str]) -> None:
@@ -46,7 +46,10 @@ def main(argv: list[str]) -> None:
         except EOFError:
             return
         try:
-            conn.send(run_order(order, task, setup.hydra_context))
+            if isinstance(order, PackOrder):
+                conn.send(run_pack_order(order))
+            else:
+                conn.send(run_order(order, task, setup.hydra_context))
         except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):  # the sweep is gone or stopped
             return
 
@@ -88,6 +91,47 @@ def run_order(order: JobOrder, task, hydra_context) -> JobOutcome:
             value = None
         _reset(env)
     return JobOutcome(order.num, ok, value, error, os.getpid(), current_device(), started, time.time())
+
+
+def run_pack_order(pack: PackOrder) -> list[JobOutcome]:
+    """Train a pack's jobs together (``tricklab.fuse.run``), each in its own folder with its ``.hydra/`` files
+    as Hydra's ``run_job`` writes them; the pack's output goes to its first job's output.log. Never raises for the
+    jobs' own failure: every job of a failed pack fails with the pack's error."""
+    from omegaconf import OmegaConf
+
+    from tricklab.errors import TricklabError
+    from tricklab.fuse.run import run_pack
+    from tricklab.lease import job_leases
+    from tricklab.train import context_of, objective
+
+    started, env = time.time(), dict(os.environ)
+    jobs = []
+    for order in pack.orders:
+        saved = order.job_dir / ".hydra"
+        saved.mkdir(parents=True, exist_ok=True)
+        task_cfg = OmegaConf.masked_copy(order.config, [key for key in order.config if key != "hydra"])
+        OmegaConf.save(task_cfg, saved / "config.yaml")
+        OmegaConf.save(OmegaConf.create({"hydra": order.config.hydra}), saved / "hydra.yaml")
+        OmegaConf.save(OmegaConf.create(order.overrides), saved / "overrides.yaml")
+        jobs.append((task_cfg, context_of(order.config.hydra, order.job_dir, multirun=True)))
+    log = pack.orders[0].job_dir / OUTPUT_LOG
+    for order in pack.orders[1:]:
+        with (order.job_dir / OUTPUT_LOG).open("a") as f:
+            f.write(f"trained fused, in a pack of {len(pack.orders)} jobs; the pack's output: {log}\n")
+    values, error = [None] * len(jobs), None
+    with _output_to(log):
+        try:
+            with job_leases([order.job_dir for order in pack.orders]):
+                values = [objective(record) for record in run_pack(jobs)]
+        except (Exception, SystemExit) as err:  # the pack's failure is each of its jobs' failure
+            error = describe(err)
+            if not isinstance(err, TricklabError):
+                traceback.print_exception(err)
+            else:
+                print(f"tricklab: {err}", file=sys.stderr)
+        _reset(env)
+    return [JobOutcome(order.num, error is None, value, error, os.getpid(), current_device(), started, time.time())
+            for order, value in zip(pack.orders, values, strict=True)]
 
 
 def _task_exception(ret: Any) -> BaseException:

@@ -26,7 +26,7 @@ def grad_norm(grads: list[torch.Tensor], members: bool = False) -> torch.Tensor:
     """‖g‖₂ = √Σⱼ‖gⱼ‖₂² over the gradient tensors gⱼ: a scalar, or (K,) per member."""
     if not members:
         return torch.nn.utils.get_total_norm(grads)
-    per_tensor = torch.stack([torch.linalg.vector_norm(g.flatten(1).float(), dim=1) for g in grads])  # (T, K)
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # (T, K)
     return torch.linalg.vector_norm(per_tensor, dim=0)
 
 

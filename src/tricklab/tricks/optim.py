@@ -32,19 +32,27 @@ OWN_KEYS = ("name", "decay_norm_and_bias")
 WEIGHT_NORM_GAIN = "parametrizations.weight.original0"
 
 
-def is_norm_or_bias(name: str, param: torch.Tensor) -> bool:
-    """Biases and norm gains/shifts: tensors of ndim ≤ 1, and weight normalisation's gain g."""
-    return param.ndim <= 1 or name.endswith(WEIGHT_NORM_GAIN)
+def is_norm_or_bias(name: str, ndim: int) -> bool:
+    """Biases and norm gains/shifts: tensors of ndim ≤ 1 (in one model), and weight normalisation's gain g."""
+    return ndim <= 1 or name.endswith(WEIGHT_NORM_GAIN)
+
+
+def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter, int]]:
+    """(name, parameter, its ndim in one model) of every trainable parameter. A fused pack
+    (``tricklab.fuse.stack.Pack``) stacks its members' parameters along a dimension 0 that no rule may count."""
+    if hasattr(model, "member_named_parameters"):
+        return [(n, p, p.ndim - 1) for n, p in model.member_named_parameters() if p.requires_grad]
+    return [(n, p, p.ndim) for n, p in model.named_parameters() if p.requires_grad]
 
 
 def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
     """One group with weight decay, and one without for biases and norm parameters unless
     ``decay_norm_and_bias``."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    named = trainable(model)
     if decay_norm_and_bias or weight_decay == 0:
-        return [{"params": [p for _, p in named], "weight_decay": weight_decay}]
-    decay = [p for n, p in named if not is_norm_or_bias(n, p)]
-    no_decay = [p for n, p in named if is_norm_or_bias(n, p)]
+        return [{"params": [p for _, p, _ in named], "weight_decay": weight_decay}]
+    decay = [p for n, p, ndim in named if not is_norm_or_bias(n, ndim)]
+    no_decay = [p for n, p, ndim in named if is_norm_or_bias(n, ndim)]
     return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0})
             if g["params"]]
 

@@ -35,12 +35,12 @@ def penalty(weights: list[torch.Tensor], l1: float, l2: float, members: bool = F
     return result
 
 
-def model_penalty(model: nn.Module, l1: float, l2: float) -> torch.Tensor:
-    """The penalty of ``model``'s current weights."""
-    return penalty(penalized_weights(model), l1, l2)
+def model_penalty(model: nn.Module, l1: float, l2: float, members: bool = False) -> torch.Tensor:
+    """The penalty of ``model``'s current weights; of each member's, (K,), for a fused pack (``members``)."""
+    return penalty(model.penalized_weights() if members else penalized_weights(model), l1, l2, members)
 
 
-def build_penalty(cfg: dict[str, Any] | None) -> Callable[[nn.Module], torch.Tensor] | None:
+def build_penalty(cfg: dict[str, Any] | None, members: bool = False) -> Callable[[nn.Module], torch.Tensor] | None:
     """``penalty(model)`` for ``regularization=<l1|l2|elastic>``, or None when λ₁ = λ₂ = 0."""
     l1, l2 = float((cfg or {}).get("l1", 0.0)), float((cfg or {}).get("l2", 0.0))
-    return partial(model_penalty, l1=l1, l2=l2) if l1 or l2 else None
+    return partial(model_penalty, l1=l1, l2=l2, members=members) if l1 or l2 else None
