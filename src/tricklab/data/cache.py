@@ -10,9 +10,9 @@ What is shared and why that is safe:
   batches), plus the data folder. Every other key (``scale``, ``subset``, ``data_seed``, ``val_fraction``,
   ``root``, ...) is part of the key, so different data configs never share.
 - Jobs get the very same CPU tensors, so nothing may write into them, and nothing does: batches are gathered
-  copies (``x[idx]``, ``tricklab.data.batches``), and ``TensorDataModule.setup`` puts device copies in a dict of
-  its own (on the CPU ``.to`` returns the same tensor, which is why the first point matters;
-  ``tests/test_data.py`` trains on a kept dataset and checks it is unchanged).
+  copies (``x[idx]``, ``tricklab.data.batches``), never the tensors themselves. ``TensorDataModule.setup`` moves
+  them to the device into a dict of its own, but on the CPU ``.to`` returns the same tensor, so a job training
+  on the CPU holds the kept tensors: ``tests/test_data_cache.py`` trains on one and checks it is unchanged.
 - Only CPU tensors are kept: GPU memory is the running job's, and ``jobs_per_gpu`` workers share a GPU.
 - Bounded: the least recently used datasets are dropped once those kept exceed ``MAX_BYTES``; a dataset larger
   than that alone is not kept (a single run, which loads once, behaves as it did without this).
