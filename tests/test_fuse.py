@@ -234,3 +234,18 @@ def test_a_bad_fuse_value_is_refused_before_anything_runs(tmp_path, data_dir, va
     assert done.returncode == 2
     assert f"hydra.launcher.fuse={value}" in done.stderr and "positive integer" in done.stderr
     assert "Traceback" not in done.stderr and not root.exists()
+
+
+def test_an_unreadable_checkpoint_in_a_pack_is_refused_as_for_one_run(tmp_path, data_dir):
+    """A member cut short whose last.ckpt is truncated: the DataError of an unfused run, metrics.json kept."""
+    from tricklab.errors import DataError
+
+    pack = jobs(tmp_path, data_dir, ARCHITECTURES["mlp-swa"], "cut", MEMBERS[:2])
+    cut_dir = pack[1][1].run_dir
+    (cut_dir / "checkpoints").mkdir(parents=True)
+    (cut_dir / "checkpoints" / "last.ckpt").write_bytes(b"truncated")
+    (cut_dir / "metrics.json").write_text(json.dumps({"status": "interrupted", "epochs": 3}))
+    with pytest.raises(DataError, match="cannot be read") as refused:
+        run_pack(pack)
+    assert "cut short after 3 epochs" in str(refused.value) and "overwrite=true" in str(refused.value)
+    assert json.loads((cut_dir / "metrics.json").read_text()) == {"status": "interrupted", "epochs": 3}

@@ -102,8 +102,18 @@ def new_record(cfg: DictConfig, ctx: RunContext, params: int, datamodule: Any) -
         "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
     }
     if record["resumed_from"]:
-        check_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
+        read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     return record
+
+
+def record_outcome(record: dict[str, Any], guard: Any) -> bool:
+    """A run that trained to its end: ``completed``, or ``diverged`` with the step and reason the divergence guard
+    gave; True when it diverged."""
+    diverged = guard is not None and guard.diverged_at_step is not None
+    record["status"] = "diverged" if diverged else "completed"
+    record["diverged_at_step"] = guard.diverged_at_step if diverged else None
+    record["diverged_reason"] = guard.reason if diverged else None
+    return diverged
 
 
 def open_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -134,12 +144,9 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if ctx.trial is not None and ctx.trial.pruned_at is not None:  # stopped by the search: not tested
             record.update(status="pruned", pruned_at_epoch=ctx.trial.pruned_at)
             return record
-        diverged = guard is not None and guard.diverged_at_step is not None
+        diverged = record_outcome(record, guard)
         use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
-        record["status"] = "diverged" if diverged else "completed"
-        record["diverged_at_step"] = guard.diverged_at_step if diverged else None
-        record["diverged_reason"] = guard.reason if diverged else None
         record["test"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
         record["test_weights"] = "best" if use_best else "final"
     except (KeyboardInterrupt, SystemExit):
@@ -183,13 +190,13 @@ def interrupted_checkpoint(run_dir: Path) -> str | None:
     return str(last) if last.is_file() and job_status(run_dir) in ("running", "interrupted") else None
 
 
-def check_checkpoint(path: Path, run_dir: Path) -> None:
-    """Refuse to resume from a checkpoint torch cannot read (truncated by a full disk or a kill mid-write),
+def read_checkpoint(path: Path, run_dir: Path) -> dict[str, Any]:
+    """The checkpoint to resume from; refuse one torch cannot read (truncated by a full disk or a kill mid-write),
     before metrics.json is touched, so the record of the epochs done stays; say how to start over."""
     import torch
 
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for a bad file
         done = (read_metrics(run_dir) or {}).get("epochs", "some")
         raise DataError(

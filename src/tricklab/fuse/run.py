@@ -25,6 +25,8 @@ from tricklab.train import (
     get_ready,
     new_record,
     open_record,
+    read_checkpoint,
+    record_outcome,
     run_logger,
 )
 
@@ -41,9 +43,9 @@ def run_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
     for cfg, _ in jobs:
         get_ready(cfg)
     groups: dict[int | None, list[tuple[DictConfig, RunContext]]] = {}
-    stopped = []
+    stopped, last = [], {}  # last: each job's checkpoint to resume from (read once), or None
     for job in jobs:
-        point = _resume_point(job[1].run_dir, job[0])
+        point, last[id(job)] = _resume_point(job[1].run_dir, job[0])
         (stopped if point == STOPPED else groups.setdefault(point, [])).append(job)
     resumed = [step for step in groups if step is not None]
     if stopped:
@@ -51,7 +53,7 @@ def run_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
     records, position = {}, {id(job): i for i, job in enumerate(jobs)}
     for group in groups.values():
         group.sort(key=lambda job: position[id(job)])  # the pack's order: dropout masks are drawn by position
-        for (_, ctx), record in zip(group, _train_pack(group), strict=True):
+        for (_, ctx), record in zip(group, _train_pack(group, [last[id(job)] for job in group]), strict=True):
             records[ctx.run_dir] = record
     return [records[ctx.run_dir] for _, ctx in jobs]
 
@@ -59,21 +61,21 @@ def run_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
 STOPPED = -1  # the resume point of a member that had stopped in its pack
 
 
-def _resume_point(run_dir: Path, cfg: DictConfig) -> int | None:
-    """The step of the checkpoint the job would resume from (STOPPED if the member had stopped in its pack), or
-    None for a fresh start."""
+def _resume_point(run_dir: Path, cfg: DictConfig) -> tuple[int | None, dict[str, Any] | None]:
+    """The step of the checkpoint the job would resume from (STOPPED if the member had stopped in its pack; None
+    for a fresh start), and that checkpoint (DataError, as for an unfused run, when it cannot be read)."""
     from tricklab.fuse.checkpoints import PACK_MEMBER
     from tricklab.train import interrupted_checkpoint
 
     last = None if cfg.get("overwrite") else interrupted_checkpoint(run_dir)
     if last is None:
-        return None
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+        return None, None
+    checkpoint = read_checkpoint(Path(last), run_dir)
     stopped = checkpoint.get("callbacks", {}).get(PACK_MEMBER, {}).get("stopped")
-    return STOPPED if stopped else int(checkpoint["global_step"])
+    return (STOPPED if stopped else int(checkpoint["global_step"])), checkpoint
 
 
-def _train_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
+def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
     import pytorch_lightning as pl
     from pytorch_lightning.loggers import WandbLogger
 
@@ -104,7 +106,7 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any
                         plain[0]["clip"], first.callbacks.grad_norm)
     members = [_member(k, cfg, ctx, p, params, datamodule)
                for k, ((cfg, ctx), p) in enumerate(zip(jobs, plain, strict=True))]
-    resume = _pack_resume(members, module.model)
+    resume = _pack_resume(members, module.model, last)
     average = build_averaging(plain[0]["averaging"])  # one weight average of the pack: each member's
     callbacks = [PackRecorder(members), PackGuards(members),
                  PackPredictions([m.run_dir / PREDICTIONS_FILE for m in members]), *([average] if average else [])]
@@ -125,10 +127,7 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any
         trainer.test(module, datamodule=datamodule, verbose=False)
         tests = {key: v.tolist() for key, v in module.epoch_metrics.items() if key.startswith("test")}
         for m in members:
-            diverged = m.guard is not None and m.guard.diverged_at_step is not None
-            m.record["status"] = "diverged" if diverged else "completed"
-            m.record["diverged_at_step"] = m.guard.diverged_at_step if diverged else None
-            m.record["diverged_reason"] = m.guard.reason if diverged else None
+            record_outcome(m.record, m.guard)
             m.record["test"] = {key: float(column[m.k]) for key, column in tests.items()}
             if m.logger is not None:
                 m.logger.log_metrics(m.record["test"], step=m.steps)
@@ -173,15 +172,13 @@ def _member(k: int, cfg: DictConfig, ctx: RunContext, plain: dict[str, Any], par
     return member
 
 
-def _pack_resume(members: list, pack: Any) -> str | None:
+def _pack_resume(members: list, pack: Any, checkpoints: list[dict[str, Any] | None]) -> str | None:
     """The members' last checkpoints stacked into one the pack's Trainer resumes from (their callbacks' states
     restored into each member), or None for a fresh pack."""
     from tricklab.fuse.checkpoints import pack_checkpoint
 
-    paths = [m.record["resumed_from"] for m in members]
-    if not all(paths):
+    if any(checkpoint is None for checkpoint in checkpoints):
         return None
-    checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in paths]
     for m, checkpoint in zip(members, checkpoints, strict=True):
         m.load_callback_states(checkpoint.get("callbacks", {}))
     training = [m.k for m in members if m.stopped is None]
