@@ -1,5 +1,5 @@
-"""Hydra task functions for testing launchers: one reports the GPU its worker owns, one trains unless its job is
-the one that dies.
+"""Hydra task functions for testing launchers: one reports the GPU its worker owns, one whether its worker ran
+the module's ``preload``, one trains unless its job is the one that dies.
 
 Job processes import them by name (``sweep_tasks.report_gpu``), so tests put this folder on their PYTHONPATH.
 """
@@ -21,6 +21,21 @@ from tricklab.config import CONF_DIR
 CRASHING_SEED = 13
 # In the folder of the job that dies: one line (its pid) per process that started it.
 ATTEMPTS = "attempts.txt"
+
+
+# The pids of the processes that ran ``preload``: a worker calls it (when its task module has one) as it starts.
+PRELOADED: list[int] = []
+
+
+def preload() -> None:
+    """A task module's start-up imports, made to take SWEEP_TASKS_PRELOAD_S seconds (default 0)."""
+    time.sleep(float(os.environ.get("SWEEP_TASKS_PRELOAD_S", "0")))
+    PRELOADED.append(os.getpid())
+
+
+def was_preloaded(cfg: DictConfig) -> bool:
+    """Whether this process ran ``preload`` before this job."""
+    return os.getpid() in PRELOADED
 
 
 def report_gpu(cfg: DictConfig) -> str:

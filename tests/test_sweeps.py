@@ -27,7 +27,7 @@ from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
 from tricklab.launch.manifest import MANIFEST_FILE, SweepManifest
 from tricklab.launch.messages import JobOrder, Setup
 from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir
-from tricklab.launch.pool import WorkerPool
+from tricklab.launch.pool import STOP_GRACE_S, WorkerPool
 
 TESTS_DIR = Path(__file__).parent
 # Small, fast jobs: 300 MNIST-1D samples, 2 epochs, no progress bar.
@@ -195,6 +195,34 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
     for a, b in combinations(outcomes.values(), 2):
         if a.started < b.ended and b.started < a.ended:  # ran at the same time
             assert a.device != b.device
+
+
+def test_warm_workers_preload_before_their_first_job_and_an_idle_one_stops_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]))
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
+                         return_hydra_config=True)
+    setup = Setup("sweep_tasks", "was_preloaded", "test", HydraContext(config_loader=None, callbacks=hydra_callbacks()))
+    slots = plan_slots(2, [], [0, 1])
+    pool = WorkerPool(slots, setup)
+    try:
+        pool.warm(5)  # at most one worker per slot
+        assert len(pool.workers) == 2 and all(w.alive for w in pool.workers)
+        outcomes = []
+        pool.run([JobOrder(0, ["seed=0"], config, tmp_path / "job0")], lambda *_: None,
+                 lambda order, outcome: outcomes.append(outcome))
+        assert len(pool.workers) == 2  # the warm workers ran the job: none was added
+        assert outcomes[0].ok and outcomes[0].value is True  # its worker had preloaded before the job came
+    finally:
+        pool.close()
+    monkeypatch.setenv("SWEEP_TASKS_PRELOAD_S", "600")  # a worker still in its start-up imports
+    pool = WorkerPool(slots, setup)
+    pool.warm(1)
+    (worker,) = pool.workers
+    began = time.monotonic()
+    pool.close()  # as a sweep its checks refuse does: it holds no job, so it is not waited for
+    assert worker.process.returncode is not None
+    assert time.monotonic() - began < STOP_GRACE_S
 
 
 def test_a_job_that_failed_before_it_started_is_recorded_in_a_folder_made_for_it(tmp_path):

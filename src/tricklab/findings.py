@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats, slow to import, is imported where it is used: every sweep's checks import this module (through
+# tricklab.study) and need none of it.
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
@@ -45,6 +47,8 @@ class ArmSummary:
         """The 95% Student-t interval of the mean (NaN with fewer than two values)."""
         if self.n < 2:
             return math.nan, math.nan
+        from scipy import stats
+
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1) * np.std(self.values, ddof=1) / math.sqrt(self.n)
         return self.mean - half, self.mean + half
 
@@ -73,6 +77,8 @@ class Comparison:
     def of(cls, arm: ArmSummary, baseline: ArmSummary) -> Comparison:
         """Welch's test of the means, or Fisher's of the divergence counts when a side has no finite value; NaN
         statistics when a side has fewer than two values and did not diverge throughout."""
+        from scipy import stats
+
         if arm.all_diverged or baseline.all_diverged:
             table = [[arm.diverged, arm.n], [baseline.diverged, baseline.n]]
             p = float(stats.fisher_exact(table).pvalue)

@@ -7,6 +7,7 @@ errors come back in well under a second.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import time
@@ -25,6 +26,10 @@ from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, w
 
 # Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
 RESUME_DECISION = "TRICKLAB_RESUMED_FROM"
+
+# What ``prepare`` and ``run`` import (lazily, see above); ``preload`` imports them ahead of a worker's first job.
+RUN_MODULES = ("pytorch_lightning", "pytorch_lightning.loggers", "tricklab.callbacks", "tricklab.data.datamodule",
+               "tricklab.loggers", "tricklab.models", "tricklab.module")
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
@@ -82,6 +87,14 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     logger = run_logger(cfg, plain, ctx, record["name"], record["params"])
     trainer = build_trainer(cfg, ctx.run_dir, callbacks.all(), logger)
     return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
+
+
+def preload() -> None:
+    """Import what every run imports before it trains (torch, Lightning, tricklab's training modules): a local
+    sweep's worker calls this as it starts, while the sweeper is still checking and composing the jobs, rather
+    than paying for it in its first job."""
+    for name in RUN_MODULES:
+        importlib.import_module(name)
 
 
 def get_ready(cfg: DictConfig) -> None:

@@ -15,6 +15,7 @@ failed, a non-zero exit. The machinery lives in ``tricklab.launch``; this module
 
 
 import atexit
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +105,14 @@ class WorkerPoolLauncher(Launcher):
         its metrics.json and sweep.json as ``launch`` records its jobs)."""
         return [(order.num, self.jobs.finished(order, outcome)) for order, outcome in self._pool().wait_any()]
 
+    def warm_up(self, jobs: int) -> None:
+        """Start the workers a sweep of ``jobs`` jobs will use now, so that they import torch and Lightning while
+        the sweeper checks the jobs and ``launch`` composes them (an idle worker is killed at exit, so a sweep the
+        checks refuse still stops at once). Nothing for settings that cannot work: ``problems`` says why."""
+        with contextlib.suppress(ConfigError):
+            self._start_pool()
+            self.pool.warm(-(-jobs // self.fuse))  # a pack of fused jobs needs one worker
+
     def problems(self) -> list[str]:
         """What makes this launcher's settings unusable here (the grid sweeper asks before creating anything)."""
         try:
@@ -132,16 +141,21 @@ class WorkerPoolLauncher(Launcher):
         return items
 
     def _pool(self):
-        """The worker pool, started at the first batch and kept for the next ones; stopped when Python exits."""
+        """The worker pool, started at the first batch (or by ``warm_up``) and kept for the next ones."""
+        try:
+            self._start_pool()
+        except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
+            exit_on_user_error(err)
+        return self.pool
+
+    def _start_pool(self) -> None:
+        """Create the pool unless it exists (stopped when Python exits); ConfigError for settings that cannot
+        work."""
         from tricklab.launch.pool import WorkerPool
 
         if self.pool is None:
-            try:
-                self.pool = WorkerPool(self._slots(), self._setup())
-            except ConfigError as err:  # reported as tricklab reports bad values: one paragraph, exit 2
-                exit_on_user_error(err)
+            self.pool = WorkerPool(self._slots(), self._setup())
             atexit.register(self.pool.close)
-        return self.pool
 
     def _slots(self):
         """The workers' slots for these settings on this machine; a ConfigError for settings that cannot work."""

@@ -66,6 +66,8 @@ class GridSweeper(Sweeper):
 
         try:
             jobs = self.jobs(arguments)
+            if hasattr(self.launcher, "warm_up"):  # a launcher with workers starts them now, to import while we check
+                self.launcher.warm_up(len(jobs))
             found = sweep_problems(self.hydra_context.config_loader, self.config, [j.overrides for j in jobs])
             found += getattr(self.launcher, "problems", list)()  # a launcher that can check itself does
             found += study_problems(self.config, self.arms)  # a study's claims name arms and metrics that exist

@@ -67,16 +67,19 @@ class Worker:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """Close the connection (the worker then exits); a busy worker is interrupted first (its job records
-        itself ``interrupted``); kill it if it has not exited within the grace time."""
-        if self.order is not None and self.alive:
+        """Stop the worker. An idle one holds nothing (its jobs recorded themselves, it has reset since), so it is
+        killed at once, even in the middle of its start-up imports. A busy one is interrupted (its job records
+        itself ``interrupted``) and its connection closed, then killed if it has not exited within the grace
+        time."""
+        busy = self.order is not None and self.alive
+        if busy:
             self.process.send_signal(signal.SIGINT)
         self.conn.close()
-        try:
-            self.process.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if busy:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=STOP_GRACE_S)
+        self.process.kill()  # nothing if it has exited
+        self.process.wait()
 
 
 class WorkerPool:
@@ -92,8 +95,7 @@ class WorkerPool:
         """Run every order (a job, or a pack of jobs trained together), each on the next idle worker; call back as
         each job starts and ends."""
         pending = deque(orders)
-        while len(self.workers) < min(len(self.slots), len(orders)):
-            self.workers.append(Worker(self.slots[len(self.workers)], self.setup))
+        self.warm(len(orders))
         try:
             while pending or any(w.order for w in self.workers):
                 for worker in self.workers:
@@ -111,6 +113,12 @@ class WorkerPool:
         except BaseException:
             self.close()
             raise
+
+    def warm(self, jobs: int) -> None:
+        """Have workers for ``jobs`` concurrent jobs (at most one per slot) started: each imports what its jobs
+        will need while it waits for the first."""
+        while len(self.workers) < min(len(self.slots), jobs):
+            self.workers.append(Worker(self.slots[len(self.workers)], self.setup))
 
     def close(self) -> None:
         """Stop every worker."""

@@ -6,9 +6,9 @@ as the basic launcher does, paying Python's and torch's start-up once. Between j
 leave behind: the environment, an open W&B run, cached CUDA memory (seeds are set by every run itself). It keeps
 the datasets its jobs loaded (``tricklab.data.cache``: read-only CPU tensors, by data config), so a job whose
 data config an earlier one had does not read and scale its data again.
-A job's stdout and stderr go to ``<job dir>/output.log``. When the pool's end of the socket closes (the sweep
-ended, or its process died) the worker exits;
-when the launcher dies, Linux sends the worker SIGTERM at once (PR_SET_PDEATHSIG), mid-job included.
+A job's stdout and stderr go to ``<job dir>/output.log``. When the pool's end of the socket closes the worker
+exits (an idle worker is simply killed at the sweep's end: it holds nothing); when the launcher dies, Linux sends
+the worker SIGTERM at once (PR_SET_PDEATHSIG), mid-job included.
 """
 
 from __future__ import annotations
@@ -55,12 +55,17 @@ def main(argv: list[str]) -> None:
 
 
 def start(setup: Setup):
-    """The task function, with Hydra's globals set up in this process as in the launching one."""
+    """The task function, with Hydra's globals set up in this process as in the launching one. A task module may
+    offer ``preload()`` (``tricklab.train`` does: torch, Lightning): it is called here, before the first job
+    arrives, as the launcher starts its workers while the sweeper is still checking the jobs."""
     task = load_task(setup.task_module, setup.task_name)
     from hydra.core.utils import JobRuntime, setup_globals
 
     setup_globals()
     JobRuntime.instance().set("name", setup.job_name)
+    preload = getattr(sys.modules[setup.task_module], "preload", None)
+    if callable(preload):
+        preload()
     return task
 
 
@@ -190,10 +195,9 @@ def _reset(env: dict[str, str]) -> None:
 
 
 def _exit_fast() -> None:
-    """Leave at once, skipping the interpreter's teardown, unless a W&B run is still open (a job stopped mid-way:
-    W&B's exit hook closes it). Everything else is done: each job recorded itself and ``_reset`` followed it.
-    The teardown, with torch and Lightning loaded, takes ~1.5 s, and the pool stops its workers one after
-    another at the end of every sweep (benchmarks/README.md, sweep_parallel.py)."""
+    """Leave at once, skipping the interpreter's teardown (slow with torch and Lightning loaded; the pool stops
+    its interrupted workers one after another), unless a W&B run is still open (a job stopped mid-way: W&B's exit
+    hook closes it). Everything else is done: each job recorded itself and ``_reset`` followed it."""
     wandb = sys.modules.get("wandb")
     if wandb is None or wandb.run is None:
         sys.stdout.flush()
