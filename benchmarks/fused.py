@@ -8,8 +8,11 @@ validation) and end to end (building data, models and trainers, fitting, testing
 Prints samples/s (training samples seen by all K jobs per second of training loop) and the ratios pack/alone.
 
     python benchmarks/fused.py [--members 8] [--repeats 2] [--threads 0] [--accelerator cpu|gpu] [--only mlp]
+    python benchmarks/fused.py --pack-sizes 1 8 32 --accelerator gpu --only mlp   # packs only, by size
 
-Target on 2 CPU cores: the MLP's training loop >= 1.3x faster as a pack.
+Target on 2 CPU cores: the MLP's training loop >= 1.3x faster as a pack. With ``--pack-sizes`` only packs are
+trained, one of each size (seeds 0..K-1), and each size's samples/s is set against the first size's: on a GPU,
+where one small net leaves the device nearly idle, the target is >= 6x for a pack of 32 over a pack of 1.
 """
 
 from __future__ import annotations
@@ -79,7 +82,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--only", nargs="*", choices=list(ARCHITECTURES), default=list(ARCHITECTURES))
+    parser.add_argument("--pack-sizes", type=int, nargs="*", help="time packs of these sizes only, each against "
+                        "the first")
     opts = parser.parse_args()
+    if opts.pack_sizes:
+        return by_pack_size(opts)
     print(f"{opts.members} seeds, alone (one after another, one process) vs one pack; {opts.repeats} repeats, "
           f"threads={opts.threads or 'all'}, {opts.accelerator}")
     print(f"  {'architecture':12} {'way':6} {'loop samples/s':>15} {'loop s':>8} {'end-to-end s':>13}")
@@ -98,6 +105,25 @@ def main() -> None:
             print(f"  {name:12} {way:6} {rows[0][2] / loop:15.0f} {loop:8.2f} {total:13.2f}")
         print(f"  {name:12} pack/alone: training loop {medians['alone'][0] / medians['pack'][0]:.2f}x, "
               f"end to end {medians['alone'][1] / medians['pack'][1]:.2f}x")
+
+
+def by_pack_size(opts: argparse.Namespace) -> None:
+    """Packs of each size in ``--pack-sizes``: median training-loop samples/s over the repeats, and its ratio to
+    the first size's."""
+    print(f"packs of {', '.join(map(str, opts.pack_sizes))} seeds; {opts.repeats} repeats, "
+          f"threads={opts.threads or 'all'}, {opts.accelerator}")
+    print(f"  {'architecture':12} {'pack':>5} {'loop samples/s':>15} {'loop s':>8} {'end-to-end s':>13} "
+          f"{'vs first':>9}")
+    for name in opts.only:
+        first = None
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in opts.pack_sizes:
+                rows = [timed("pack", Path(tmp) / f"k{size}-r{repeat}", ARCHITECTURES[name], size, opts.threads,
+                              opts.accelerator) for repeat in range(opts.repeats)]
+                loop, total = statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+                speed = rows[0][2] / loop
+                first = first or speed
+                print(f"  {name:12} {size:5d} {speed:15.0f} {loop:8.2f} {total:13.2f} {speed / first:8.2f}x")
 
 
 if __name__ == "__main__":

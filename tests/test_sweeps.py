@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from itertools import combinations
 from pathlib import Path
 
@@ -265,6 +266,10 @@ def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_p
     workers = {job["pid"]: tuple(job["cores"]) for job in manifest["jobs"].values()}
     assert len(workers) == 2  # two workers, each ran two jobs
     assert len(set(workers.values())) == 2 and all(job["device"] == "cpu" for job in manifest["jobs"].values())
+    for job_dir in job_dirs.values():  # the job's own record of where and when it trained
+        record = metrics_of(job_dir)
+        assert record["device"] == {"torch": "cpu", "name": "cpu", "cuda_visible_devices": ""}
+        assert datetime.fromisoformat(record["started_at"]) < datetime.fromisoformat(record["ended_at"])
     runs = {}
     for job_dir in job_dirs.values():
         (run_file,) = find_run_files(job_dir)
@@ -287,6 +292,10 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, d
     job = "+trainer.gradient_clip_val={1},data.subset=300,optimizer.lr={0},trainer.max_epochs=2".format
     assert status == {job("0.01", "null"): "completed", job("1000000000000.0", "null"): "diverged",
                       job("0.01", "0.5"): "failed", job("1000000000000.0", "0.5"): "failed"}
+    for name, job in read_manifest(sweep)["jobs"].items():  # each job saw its worker's (fake) GPU, trained on the CPU
+        if status[name] != "failed":
+            assert metrics_of(sweep / name)["device"]["torch"] == "cpu"
+            assert f"cuda:{metrics_of(sweep / name)['device']['cuda_visible_devices']}" == job["device"]
     for name in (n for n, s in status.items() if s == "failed"):
         assert "gradient clipping is not supported" in metrics_of(sweep / name)["error"]
         assert "Traceback" in (sweep / name / "output.log").read_text()

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ STUDY_RUN_FILE = "study.json"  # in a study's folder: the command that ran it, i
 # How a run ended, as metrics.json says; "running" until then (or for good, if the process was killed).
 # "pruned": a search trial stopped early by its pruner (a result of the search, never taken for completed).
 FINAL_STATUSES = ("completed", "diverged", "failed", "interrupted", "pruned")
+
+
+def timestamp() -> str:
+    """Now, in ISO 8601: local time to the millisecond, with its offset from UTC."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import finished, job_status
 from tricklab.lease import LeaseHeld, job_lease
-from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
+from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
 
 # Where rank 0 leaves its resume decision for the processes Lightning starts for the other ranks.
 RESUME_DECISION = "TRICKLAB_RESUMED_FROM"
@@ -113,6 +113,7 @@ def new_record(cfg: DictConfig, ctx: RunContext, params: int, datamodule: Any) -
         "choices": ctx.choices, "overrides": ctx.overrides, "run_dir": str(ctx.run_dir), "params": params,
         "input_shape": list(datamodule.input_shape), "num_classes": datamodule.num_classes,
         "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
+        "started_at": timestamp(),  # this attempt's
     }
     if record["resumed_from"]:
         read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
@@ -129,14 +130,26 @@ def record_outcome(record: dict[str, Any], guard: Any) -> bool:
     return diverged
 
 
-def open_record(run_dir: Path, record: dict[str, Any]) -> None:
-    """Write the starting metrics.json; an earlier one that cannot be read is kept aside, and the record says so."""
+def open_record(run_dir: Path, record: dict[str, Any], trainer: Any) -> None:
+    """Write the starting metrics.json, with the device ``trainer`` trains on; an earlier one that cannot be read is
+    kept aside, and the record says so."""
+    record["device"] = device_of(trainer)
     moved = set_aside_unreadable(run_dir)
     if moved is not None:
         print(f"tricklab: warning: {run_dir / METRICS_FILE} could not be read; kept as {moved.name}, and "
               f"the run starts over.", file=sys.stderr)
         record["set_aside"] = moved.name
     write_json_atomic(run_dir / METRICS_FILE, record)
+
+
+def device_of(trainer: Any) -> dict[str, Any]:
+    """Where a run trains: torch's device (``cuda:0`` is the first GPU this process sees), its name, and the GPUs
+    the process was given (CUDA_VISIBLE_DEVICES, as a launcher sets it per worker; null when unset)."""
+    import torch
+
+    device = trainer.strategy.root_device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"torch": str(device), "name": name, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -151,7 +164,7 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     # Under data parallelism every process runs this function; only rank 0 records the run.
     record_to_disk = trainer.is_global_zero
     if record_to_disk:
-        open_record(ctx.run_dir, record)
+        open_record(ctx.run_dir, record, trainer)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=record["resumed_from"])
         if ctx.trial is not None and ctx.trial.pruned_at is not None:  # stopped by the search: not tested
@@ -285,9 +298,11 @@ def _pass_through(t: DictConfig) -> dict[str, Any]:
 
 
 def finish_record(record: dict[str, Any], history, steps: int, started: float) -> None:
-    """The run's closing numbers in its record: epochs and ``steps`` done, wall times, final and best metrics."""
+    """The run's closing numbers in its record: epochs and ``steps`` done, end time, wall times, final and best
+    metrics."""
     record["epochs"] = len(history.rows)
     record["steps"] = steps
+    record["ended_at"] = timestamp()
     record["wall_time_s"] = round(time.perf_counter() - started, 3)  # this attempt's
     record["wall_time_total_s"] = round(history.carried_s + record["wall_time_s"], 3)  # with earlier epochs
     record["final"] = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if "/" in k or k in

@@ -114,7 +114,7 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, 
     pl.seed_everything(first.seed, workers=True, verbose=False)  # the pack's own stream (dropout masks)
     for m in members:
         m.record["fused"] = {"member": m.k, "pack": [str(other.run_dir) for other in members]}
-        open_record(m.run_dir, m.record)
+        open_record(m.run_dir, m.record, trainer)
         if m.logger is not None:  # what Lightning logs of a run's module at the start of fit
             m.logger.log_hyperparams(module.hparams_initial)
     try:

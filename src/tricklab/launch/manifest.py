@@ -14,12 +14,18 @@ import os
 import shlex
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from tricklab.launch.messages import OUTPUT_LOG
-from tricklab.results import FINAL_STATUSES, METRICS_FILE, read_metrics, set_aside_unreadable, write_json_atomic
+from tricklab.results import (
+    FINAL_STATUSES,
+    METRICS_FILE,
+    read_metrics,
+    set_aside_unreadable,
+    timestamp,
+    write_json_atomic,
+)
 
 # Jobs a resumed sweep does not run again: their result is recorded (a divergence is a result; rerunning it
 # would repeat it). Failed, interrupted and cut-short ("running") jobs run again.
@@ -62,7 +68,7 @@ class SweepManifest:
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": _now(),
+        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": timestamp(),
                                                "overrides": overrides, "host": socket.gethostname(),
                                                "pid": os.getpid()}]
         self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
@@ -102,7 +108,7 @@ class SweepManifest:
             jobs = self.data["jobs"].values()
             self.data["counts"] = {s: sum(j["status"] == s for j in jobs)
                                    for s in ("pending", "running", *FINAL_STATUSES)}
-            self.data["updated"] = _now()
+            self.data["updated"] = timestamp()
             write_json_atomic(self.path, self.data)
 
     def _merge_from_disk(self) -> None:
@@ -141,10 +147,6 @@ class SweepManifest:
                 lines.append(f"  {job['status']:<9} {' '.join(job['overrides'])}  log: {log}{error}")
         lines.append(f"Manifest: {self.path}")
         return "\n".join(lines)
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 @contextlib.contextmanager
