@@ -63,6 +63,8 @@ class OptunaSweeper(Sweeper):
             space.check_ends(self.check)
         except ConfigError as err:
             exit_on_user_error(err)
+        if hasattr(self.launcher, "warm_up"):  # a launcher with workers starts them now, to import while optuna loads
+            self.launcher.warm_up(settings.n_trials * settings.seeds_per_trial)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = open_study(settings, sweep_dir, build_sampler(settings, grid))
