@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -86,6 +88,19 @@ def test_ensemble_row_averages_the_seeds_probabilities(report, sweep_dir):
         assert row.ensemble["test/loss"] == pytest.approx(-np.log(probs[np.arange(len(labels)), labels]).mean(),
                                                           rel=1e-5)
     assert (sweep_dir / "report.md").read_text().count("ensemble of its 2 seeds") == 2
+
+
+def test_no_gradient_norm_figure_without_gradient_norms(sweep_dir, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("*.png", "report.md"))
+    for history in copy.glob("*/history.csv"):  # as callbacks.grad_norm=false writes it: the column, empty
+        rows = list(csv.DictReader(history.open()))
+        with history.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({**row, "grad_norm": ""} for row in rows)
+    names = {path.name for path in make_report(copy).plots}
+    assert "gradient_norms.png" not in names and "learning_curves.png" in names
 
 
 def test_factor_effects_average_over_the_other_factor(report, sweep_dir):

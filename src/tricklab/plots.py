@@ -94,8 +94,8 @@ def learning_curves(report: Report, out: Path) -> Path | None:
 def gradient_norms(report: Report, out: Path) -> Path | None:
     """The epoch mean of ‖g‖₂ before clipping (history.csv ``grad_norm``), mean ± std over each config's runs, on
     a log scale: where gradients explode, and whether clipping kept them down."""
-    if not any("grad_norm" in row for run in report.sweep.runs for row in run.history):
-        return None
+    if not any(math.isfinite(row.get("grad_norm", math.nan)) for run in report.sweep.runs for row in run.history):
+        return None  # not logged (callbacks.grad_norm=false leaves the column empty)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.8))
     for row, color in zip(report.configs, _colors(len(report.configs)), strict=True):
