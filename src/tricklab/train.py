@@ -81,6 +81,8 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"],
                               cfg.callbacks.grad_norm)
     record = new_record(cfg, ctx, sum(p.numel() for p in model.parameters()), datamodule)
+    if record["resumed_from"]:  # an unreadable checkpoint is refused before metrics.json is touched
+        read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
     if ctx.trial is not None:
         callbacks.others.append(ctx.trial)
@@ -107,7 +109,8 @@ def get_ready(cfg: DictConfig) -> None:
 
 
 def new_record(cfg: DictConfig, ctx: RunContext, params: int, datamodule: Any) -> dict[str, Any]:
-    """The run's metrics.json as it starts (status running), with the checkpoint it resumes from, if any."""
+    """The run's metrics.json as it starts (status running), with the checkpoint it resumes from, if any (which the
+    caller reads: ``read_checkpoint``)."""
     record: dict[str, Any] = {
         "status": "running", "name": cfg.name or _run_name(ctx), "seed": cfg.seed, "arm": cfg.get("arm"),
         "choices": ctx.choices, "overrides": ctx.overrides, "run_dir": str(ctx.run_dir), "params": params,
@@ -115,8 +118,6 @@ def new_record(cfg: DictConfig, ctx: RunContext, params: int, datamodule: Any) -
         "sizes": datamodule.sizes(), "resumed_from": None if cfg.get("overwrite") else resume_decision(ctx.run_dir),
         "started_at": timestamp(),  # this attempt's
     }
-    if record["resumed_from"]:
-        read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
     return record
 
 
