@@ -41,9 +41,11 @@ def test_each_study_composes_and_expands_to_its_job_count(name, make_config):
     parser = OverridesParser.create()
     params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
     jobs = expand(parser.parse_overrides(params), arm_overrides(arms, parser.parse_overrides))
-    seeds = len(str(cfg.hydra.sweeper.params.seed).split(","))
-    assert len(jobs) == study_files()[name].jobs() == len(arms) * seeds
-    assert seeds >= 3  # a t-interval over fewer seeds is too wide to decide anything
+    seeds = [int(s) for s in str(cfg.hydra.sweeper.params.seed).split(",")]
+    assert len(jobs) == study_files()[name].jobs() * len(seeds) == len(arms) * len(seeds)
+    plan = study_files()[name].plan()
+    assert seeds == list(range(plan.pilot))  # a plain multirun of the study is its pilot
+    assert plan.pilot >= 4 and all(claim.delta > 0 for claim in study.claims)
     for arm, overrides in arms.items():  # every arm is a valid run
         validate(make_config([f"experiment={name}", *overrides, f"arm={arm}"]))
 
@@ -62,7 +64,17 @@ def test_an_unknown_study_lists_the_known_ones():
     assert main(["study", "batch_norm"]) == 2
 
 
-def test_too_few_seeds_warn_and_the_study_still_runs(tmp_path, capfd, monkeypatch):
+def test_a_study_chooses_its_seeds_and_refuses_a_seed_override(tmp_path, capfd):
+    from tricklab.cli import main
+
+    assert main(["study", "norms", "seed=0,1"]) == 2
+    err = capfd.readouterr().err
+    assert "seed=0,1 is not allowed in tricklab study" in err and "study.seeds.cap" in err and "Traceback" not in err
+    assert main(["study", "norms", "study.seeds.pilot=1"]) == 2
+    assert "study.seeds.pilot=1 is not allowed" in capfd.readouterr().err
+
+
+def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
     import subprocess
 
     from tricklab import studies, study_page
@@ -72,10 +84,29 @@ def test_too_few_seeds_warn_and_the_study_still_runs(tmp_path, capfd, monkeypatc
     monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append(command) or
                         subprocess.CompletedProcess(command, 2))
     with pytest.raises(SystemExit):
-        studies.run_study("norms", ["seed=0"], tmp_path)
-    assert "1 seed(s) give no confidence interval" in capfd.readouterr().err
-    assert calls and "experiment=norms" in calls[0] and "seed=0" in calls[0]
+        studies.run_study("norms", ["study.seeds.cap=8"], tmp_path)
+    assert calls and "experiment=norms" in calls[0] and "study.seeds.cap=8" in calls[0]
+    assert "hydra.sweeper.params.seed=0,1,2,3" in calls[0] and "hydra.launcher.fuse=8" in calls[0]
     assert any(arg.startswith(f"hydra.sweep.dir={tmp_path}/studies/norms/") for arg in calls[0])
+
+
+@pytest.mark.slow
+def test_a_study_adds_seeds_only_to_undecided_comparisons_and_prints_its_answers(tmp_path, data_dir, capfd):
+    from tricklab.studies import run_study
+
+    overrides = ["study.seeds.pilot=2", "study.seeds.batch=1", "study.seeds.cap=3", "trainer.max_epochs=1",
+                 "trainer.limit_train_batches=2", f"paths.data_dir={data_dir}", "logger=none",
+                 "hydra.launcher.gpus=[]"]
+    out = run_study("norms", overrides, tmp_path, page=tmp_path / "pages")
+    record = json.loads((out / "study.json").read_text())
+    assert record["rounds"][0]["seeds"] == 2 and record["rounds"][0]["arms"] == "all"
+    later = record["rounds"][1:]
+    assert all(r["seeds"] == 3 and r["arms"] != "all" for r in later)  # only the undecided comparisons' arms
+    seeds = [json.loads(p.read_text())["seed"] for p in out.rglob("metrics.json")]
+    assert seeds.count(0) == seeds.count(1) == 5 and seeds.count(2) == (len(later[0]["arms"]) if later else 0)
+    printed = capfd.readouterr().out
+    assert "Study norms:" in printed and " — " in printed
+    assert "## Answers" in (tmp_path / "pages" / "norms.md").read_text()
 
 
 @pytest.mark.slow
@@ -97,8 +128,8 @@ def test_a_smoke_run_of_every_study_completes(name, tmp_path, data_dir):
 def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
     from tricklab.studies import run_study
 
-    overrides = ["seed=0,1", "trainer.max_epochs=1", "trainer.limit_train_batches=2", f"paths.data_dir={data_dir}",
-                 "logger=none", "hydra.launcher.gpus=[]"]
+    overrides = ["study.seeds.pilot=2", "study.seeds.cap=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                 f"paths.data_dir={data_dir}", "logger=none", "hydra.launcher.gpus=[]"]
     first = run_study("norms", overrides, tmp_path)
     hashes = {p: p.read_bytes() for p in first.rglob("metrics.json")}
     assert len(hashes) == 10  # 5 arms x 2 seeds

@@ -35,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
                     "[OVERRIDES...]: run the study's jobs on the local launcher into "
                     "outputs/studies/NAME/<hash of the overrides>/ (the same command resumes), then report.",
     )
+    study.add_argument("--page", type=Path, default=None, metavar="DIR",
+                       help="also write the study's page and its plots to DIR (docs/studies) and update its index")
     study.add_argument("name", help="a study (conf/experiment/NAME.yaml with a study block), or list")
     study.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides for every job of the study")
     return top
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "study":
             from tricklab.studies import run_study
 
-            run_study(args.name, args.overrides)
+            run_study(args.name, args.overrides, page=args.page)
     except TricklabError as err:
         print_user_error(err)
         return USER_ERROR_EXIT

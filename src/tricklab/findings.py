@@ -3,9 +3,9 @@
 For each arm, the mean over seeds with a 95% Student-t interval, x̄ ± t₀.₉₇₅,ₙ₋₁·s/√n. For each arm against the
 baseline, Welch's difference of means Δ = x̄_arm − x̄_base with its interval Δ ± t₀.₉₇₅,ν·√(s₁²/n₁ + s₂²/n₂)
 (ν by Welch–Satterthwaite) and two-sided p-value; p-values are Holm-corrected across the comparisons of a study
-(Holm 1979: the k-th smallest of m is multiplied by m−k+1, then made monotone). A comparison is *supported* when
-its corrected p < α and Δ points the way the claim expects, *contradicted* when p < α and Δ points the other way,
-else *inconclusive at n seeds*. Runs that diverged are counted, never averaged: when every run of a side diverged
+(Holm 1979: the k-th smallest of m is multiplied by m−k+1, then made monotone). These fixed-n statistics on
+every finished seed stand beside a study's verdicts, which come from its seed plan (tricklab.sequential). Runs
+that diverged are counted, never averaged: when every run of a side diverged
 there is no mean to compare, and the comparison is Fisher's exact test on the counts of diverged runs (the side
 that diverges more often is the worse one).
 """
@@ -107,12 +107,3 @@ def holm(p_values: Sequence[float]) -> list[float]:
         adjusted[i] = running
     return adjusted
 
-
-def verdict(comparison: Comparison, expect: str, higher_is_better: bool) -> str:
-    """supported / contradicted / inconclusive at n seeds, for a claim that the arm is ``expect`` ("better" or
-    "worse") than the baseline on a metric where higher (or lower) is better."""
-    if math.isnan(comparison.p_holm) or comparison.p_holm >= ALPHA:
-        sides = (comparison.arm, comparison.baseline)
-        return f"inconclusive at {min(side.n + side.diverged for side in sides)} seeds"
-    better = comparison.arm_is_better(higher_is_better)
-    return "supported" if better == (expect == "better") else "contradicted"

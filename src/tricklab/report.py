@@ -113,7 +113,7 @@ def markdown(report: Report) -> str:
     if report.findings:
         from tricklab.study_page import findings_markdown
 
-        parts.insert(2, findings_markdown(report.findings))
+        parts.insert(2, findings_markdown(report.findings, report.study))
     if report.plots:
         parts += ["## Plots", *(f"![{path.stem}]({path.name})" for path in report.plots)]
     return "\n\n".join(parts) + "\n"
@@ -159,7 +159,7 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
     report = summarise(load_sweep(root))
     study = study_of(report.sweep)
     if study is not None:
-        report.findings = assess(study, report.sweep)
+        report.study, report.findings = study, assess(study, report.sweep)
     report.plots = draw_all(report, Path(root))
     (Path(root) / REPORT_FILE).write_text(markdown(report))
     print_table(report)

@@ -1,14 +1,17 @@
 """The studies in ``conf/experiment/``: each experiment YAML with a ``study:`` block. ``tricklab study list`` shows
 them; ``tricklab study <name> [overrides]`` runs one on the local launcher and reports its Findings.
 
-A study runs into ``outputs/studies/<name>/<8 hex of its overrides>/``: the same command finds the same folder
-and resumes it (completed jobs are skipped). It is also a plain multirun: ``python train.py -m
-experiment=<name>`` (on any launcher).
+Seeds until decided: the first round trains the study's pilot seeds for every arm (fused packs of seeds); each
+later round adds the seeds the next look of an undecided comparison needs, to that comparison's arms only, until
+every comparison is decided or at the cap (tricklab.sequential). A study runs into
+``outputs/studies/<name>/<8 hex of its overrides>/``: the same command finds the same folder and resumes it
+(completed jobs are skipped). Its pilot is also a plain multirun: ``python train.py -m experiment=<name>``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -17,7 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -25,8 +28,11 @@ from tricklab.config import CONF_DIR, PROJECT_ROOT, STUDY_PAGES
 from tricklab.errors import ConfigError
 from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
+if TYPE_CHECKING:
+    from tricklab.study import SeedPlan
+
 EXPERIMENTS = CONF_DIR / "experiment"
-MIN_SEEDS = 2  # a t-interval needs two values at least
+SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds: these overrides are refused
 
 
 @dataclass(frozen=True)
@@ -48,18 +54,24 @@ class StudyFile:
     def params(self) -> dict[str, str]:
         return ((self.raw.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
 
-    def seeds(self, overrides: list[str] = ()) -> int:
-        """How many seeds the study runs, with ``overrides`` (``seed=0,1`` or ``hydra.sweeper.params.seed=...``)."""
-        values = str(self.params.get("seed", "0"))
+    def plan(self, overrides: list[str] = ()) -> SeedPlan:
+        """The study's seed plan, with ``study.seeds.<pilot|batch|cap>=N`` overrides applied; a ConfigError when
+        it does not hold together."""
+        from tricklab.study import SeedPlan
+
+        raw = dict(self.block.get("seeds") or {})
         for override in overrides:
-            key, _, value = override.partition("=")
-            if key.lstrip("+") in ("seed", "hydra.sweeper.params.seed"):
-                values = value
-        return len(_values(values))
+            key, _, value = override.lstrip("+").partition("=")
+            if key.startswith("study.seeds."):
+                raw[key.removeprefix("study.seeds.")] = int(value) if value.lstrip("-").isdigit() else value
+        plan, problems = SeedPlan.from_config(self.name, raw)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return plan
 
     def jobs(self) -> int:
-        """Jobs of the study as written: its arms (one if none) × the grid of its params."""
-        grid = math.prod(len(_values(str(v))) for v in self.params.values())
+        """Jobs per seed of the study: its arms (one if none) × the grid of its params but the seed."""
+        grid = math.prod(len(_values(str(v))) for k, v in self.params.items() if k != "seed")
         return max(1, len(self.arms)) * grid
 
 
@@ -106,8 +118,9 @@ def list_studies() -> None:
     for study in study_files().values():
         block = study.block
         print(f"{study.name}: {block.get('question', '')}")
-        print(f"  {study.jobs()} jobs ({len(study.arms)} arms x {study.seeds()} seeds); wall time when its page "
-              f"was generated: {last_wall_time(study.name)}")
+        plan = study.plan()
+        print(f"  {study.jobs()} arms x {plan.pilot} to {plan.cap} seeds (pilot {plan.pilot}, +{plan.batch} a round "
+              f"for undecided claims); wall time when its page was generated: {last_wall_time(study.name)}")
         for claim in block.get("claims") or []:
             print(f"  - {claim.get('question', '')} [{claim.get('source', '')}]")
 
@@ -119,31 +132,85 @@ def workers() -> int:
     return torch.cuda.device_count() or len(os.sched_getaffinity(0))
 
 
-def run_study(name: str, overrides: list[str], output_dir: Path | None = None) -> Path:
-    """Run (or resume) study ``name`` with ``overrides`` on the local launcher, then write its report."""
+def run_study(name: str, overrides: list[str], output_dir: Path | None = None, page: Path | None = None) -> Path:
+    """Run (or resume) study ``name`` with ``overrides`` round by round on the local launcher until every
+    comparison is decided or at the cap, then write its report (and its page into ``page``) and print its
+    answers."""
     study = find(name)
-    if study.seeds(overrides) < MIN_SEEDS:
-        print(f"tricklab: warning: {study.seeds(overrides)} seed(s) give no confidence interval: every Findings "
-              f"verdict of study {name} will be inconclusive. Run at least {MIN_SEEDS} seeds (seed=0,1,2).",
-              file=sys.stderr)
+    refused = [o for o in overrides if o.lstrip("+").partition("=")[0] in SEED_KEYS]
+    if refused:
+        raise ConfigError(f"{refused[0]} is not allowed in tricklab study: a study chooses its seeds itself (its "
+                          f"pilot, then more for undecided claims, up to its cap). Set study.seeds.pilot, "
+                          f"study.seeds.batch or study.seeds.cap instead (e.g. study.seeds.cap=8).")
+    plan = study.plan(overrides)
     out = folder(name, overrides, (output_dir or PROJECT_ROOT / "outputs").resolve())
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
-               f"hydra.launcher.workers={workers()}", f"hydra.sweep.dir={out}", *overrides]
+               f"hydra.launcher.workers={workers()}", f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}",
+               *overrides]
     from tricklab.study_page import commit
 
-    started, trained_at = time.perf_counter(), commit()
-    done = subprocess.run(command, cwd=PROJECT_ROOT)
-    if out.is_dir():
-        write_json_atomic(out / STUDY_RUN_FILE, {"study": name, "overrides": overrides,
-                                                 "command": _shown_command(name, overrides), "commit": trained_at,
-                                                 "wall_time_s": round(time.perf_counter() - started, 1),
-                                                 "exit_code": done.returncode})
-    if done.returncode == 2 or not out.is_dir():  # refused before anything ran: its message is printed
-        raise SystemExit(done.returncode or 2)
+    trained_at, rounds = commit(), _earlier_rounds(out)
+    seeds, arms = plan.pilot, None
+    while True:
+        started = time.perf_counter()
+        chosen = [f"hydra.sweeper.params.seed={','.join(map(str, range(seeds)))}",
+                  *([f"hydra.sweeper.only=[{','.join(arms)}]"] if arms else [])]
+        done = subprocess.run([*command, *chosen], cwd=PROJECT_ROOT)
+        rounds.append({"seeds": seeds, "arms": arms or "all", "commit": trained_at, "exit_code": done.returncode,
+                       "wall_time_s": round(time.perf_counter() - started, 1)})
+        if done.returncode == 2 or not out.is_dir():  # refused before anything ran: its message is printed
+            raise SystemExit(done.returncode or 2)
+        _record(out, name, overrides, trained_at, rounds)
+        wanted = next_round(out) if done.returncode == 0 else None
+        if not wanted or wanted == (seeds, arms):  # decided, at the cap, a failed job, or no progress
+            break
+        seeds, arms = wanted
     from tricklab.report import make_report
 
-    make_report(out)
+    report = make_report(out, page=page)
+    from tricklab.study_page import answers_markdown
+
+    print(f"\nStudy {name}: {study.block.get('question', '')}")
+    for line in answers_markdown(report.findings):
+        print(f"  - {line.replace('**', '')}")
     return out
+
+
+def next_round(out: Path) -> tuple[int, list[str]] | None:
+    """(seeds, arms) the next round trains: the most seeds any undecided comparison's next look needs, for the
+    arms of every comparison that needs more (a group's members all); None when none does."""
+    from tricklab.study import assess, split_arm
+    from tricklab.study_page import study_of
+    from tricklab.sweep import load_sweep
+
+    sweep = load_sweep(out)
+    study = study_of(sweep)
+    if study is None:
+        return None
+    needs, arms = 0, set()
+    for finding in assess(study, sweep):
+        for entry, decision in zip(finding.claim.arms, finding.decisions, strict=True):
+            if decision.needs:
+                needs = max(needs, decision.needs)
+                for side in (split_arm(entry, "")[0], finding.claim.baseline.partition(":")[0]):
+                    arms.update(study.groups.get(side, (side,)))
+    return (needs, sorted(arms, key=list(study.arms).index)) if needs else None
+
+
+def _earlier_rounds(out: Path) -> list[dict[str, Any]]:
+    path = out / STUDY_RUN_FILE
+    try:
+        return list(json.loads(path.read_text()).get("rounds", [])) if path.is_file() else []
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _record(out: Path, name: str, overrides: list[str], trained_at: str, rounds: list[dict[str, Any]]) -> None:
+    """study.json: the command, every round run in this folder (seeds, arms, commit, wall time), their total."""
+    write_json_atomic(out / STUDY_RUN_FILE, {"study": name, "overrides": overrides,
+                                             "command": _shown_command(name, overrides), "commit": trained_at,
+                                             "rounds": rounds,
+                                             "wall_time_s": round(sum(r["wall_time_s"] for r in rounds), 1)})
 
 
 def _shown_command(name: str, overrides: list[str]) -> str:

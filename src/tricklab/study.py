@@ -10,17 +10,24 @@
           batch_norm: [norm=batch]
     study:
       question: Does batch norm make training faster?
+      regime: The source's setting (steps, data, schedule) and how this design follows it.
+      seeds: {pilot: 4, batch: 4, cap: 24}   # seeds until decided (tricklab.sequential); these are the defaults
+      changes:                               # design changes since the last page, each with its reason
+        - {what: "max_epochs 10 -> 40", why: "the source trains to convergence"}
       claims:
         - question: Batch norm reaches a higher validation accuracy after 2 epochs.
           source: Ioffe & Szegedy 2015, "Batch Normalization"
           metric: val/acc@2                  # see METRIC_FORMS
           direction: higher                  # higher or lower is better
+          delta: 0.01                        # smallest effect of interest, in the metric's units
           baseline: plain
           arms: [batch_norm]
           expect: better                     # the lesson says the arms beat the baseline (or: worse)
 
 A run belongs to the arm whose overrides it carries (all of them; ``arm`` in its metrics.json when the sweeper
-wrote one). Reads plain files only, like ``sweep.py``.
+wrote one). Each arm is compared with the baseline seed by seed (the same seed gives the same initial draws and
+batch order in both), at the looks of the study's seed plan (tricklab.sequential). Reads plain files only, like
+``sweep.py``.
 """
 
 from __future__ import annotations
@@ -31,8 +38,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tricklab.errors import ConfigError
-from tricklab.findings import ArmSummary, Comparison, holm, verdict
+from tricklab.findings import ALPHA, ArmSummary, Comparison, holm
+from tricklab.sequential import (
+    CONTRADICTED,
+    DECIDED,
+    SUPPORTED,
+    Design,
+    fisher_decides,
+    looks,
+    probability_better,
+    walk,
+)
 from tricklab.sweep import Run, Sweep
 
 # The metric a claim reads, and how it is written.
@@ -45,8 +64,8 @@ METRIC_FORMS = {
                                            " a run that never does counts as epochs + 1)",
     r"auc/[\w/]+": "the mean of a history column over the epochs (area under its curve per epoch: auc/train/loss)",
     r"max/[\w/]+": "the largest value of a history column (max/grad_norm)",
-    r"layer_ratio/\w+": "last layer's over first layer's value of a layers.csv column at the first diagnosed step"
-                        " (layer_ratio/act_std)",
+    r"layer_ratio/\w+": "last hidden layer's over first layer's value of a layers.csv column at the first diagnosed"
+                        " step (layer_ratio/act_std)",
     r"layer_spread/\w+": "|ln| of that ratio: 0 when the last layer keeps the first one's scale (layer_spread/act_std)",
     r"ensemble/\d+/test/(acc|loss|ece)": "the test metric of ensembles of K seeds (their averaged predicted"
                                          " probabilities), one value per disjoint block of K seeds"
@@ -67,10 +86,47 @@ class Claim:
     baseline: str
     arms: tuple[str, ...]
     expect: str = "better"
+    delta: float = 0.0  # smallest effect of interest: an interval inside ±delta is "negligible"
 
     @property
     def higher_is_better(self) -> bool:
         return self.direction == "higher"
+
+    @property
+    def expected_sign(self) -> int:
+        """The sign Δ = arm − baseline has when the claim holds."""
+        return (1 if self.higher_is_better else -1) * (1 if self.expect == "better" else -1)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Seeds until decided: ``pilot`` seeds for every arm, then ``batch`` more for the arms of undecided claims,
+    up to ``cap``."""
+
+    pilot: int = 4
+    batch: int = 4
+    cap: int = 24
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        return looks(self.pilot, self.batch, self.cap)
+
+    @classmethod
+    def from_config(cls, study: str, raw: Mapping[str, Any] | None) -> tuple[SeedPlan, list[str]]:
+        """The plan of a ``seeds:`` block and what is wrong with it (2 ≤ pilot ≤ cap, batch ≥ 1, integers)."""
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - {"pilot", "batch", "cap"})
+        values = {key: raw.get(key, getattr(cls, key)) for key in ("pilot", "batch", "cap")}
+        problems = [f"study {study}: study.seeds.{key} is not a setting; the settings are pilot, batch, cap."
+                    for key in unknown]
+        for key, value in values.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < (2 if key != "batch" else 1):
+                problems.append(f"study {study}: study.seeds.{key}={value!r} is not allowed; it must be an integer "
+                                f"≥ {2 if key != 'batch' else 1}.")
+        if not problems and values["pilot"] > values["cap"]:
+            problems.append(f"study {study}: study.seeds.pilot={values['pilot']} is above study.seeds.cap="
+                            f"{values['cap']}; the pilot must fit under the cap.")
+        return (cls(**values) if not problems else cls()), problems
 
 
 @dataclass(frozen=True)
@@ -85,6 +141,9 @@ class Study:
     # best mean of ``select_by`` over its completed seeds (higher is better unless it ends in "loss").
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     select_by: str = "best/val/acc"
+    seeds: SeedPlan = field(default_factory=SeedPlan)
+    regime: str = ""
+    changes: tuple[dict[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, name: str, block: Mapping[str, Any], arms: Mapping[str, Any] | None) -> Study:
@@ -95,18 +154,34 @@ class Study:
         groups = {group: tuple(members) for group, members in (block.get("groups") or {}).items()}
         select_by = str(block.get("select_by", "best/val/acc"))
         problems += _group_problems(name, groups, select_by, arms)
+        seeds, found = SeedPlan.from_config(name, block.get("seeds"))
+        problems += found
         claims = []
         for i, raw in enumerate(block.get("claims") or []):
+            delta = raw.get("delta")
+            if not isinstance(delta, (int, float)) or isinstance(delta, bool) or not delta >= 0:
+                problems.append(f"study {name}: study.claims[{i}].delta={delta!r} is not allowed; every claim "
+                                f"declares its smallest effect of interest, a number ≥ 0 in the metric's units "
+                                f"(0.01 = one point of accuracy).")
+                delta = 0.0
             claim = Claim(question=raw.get("question", ""), source=raw.get("source", ""), metric=raw.get("metric", ""),
                           direction=raw.get("direction", ""), baseline=raw.get("baseline", ""),
-                          arms=tuple(raw.get("arms") or ()), expect=raw.get("expect", "better"))
+                          arms=tuple(raw.get("arms") or ()), expect=raw.get("expect", "better"), delta=float(delta))
             problems += _claim_problems(name, i, claim, {**arms, **groups})
             claims.append(claim)
         if not claims:
             problems.append(f"study {name}: study.claims is empty; a study states at least one claim.")
         if problems:
             raise ConfigError("\n".join(problems))
-        return cls(name, str(block.get("question", "")), arms, tuple(claims), groups, select_by)
+        changes = tuple({"what": str(c.get("what", "")), "why": str(c.get("why", ""))}
+                        for c in block.get("changes") or [])
+        return cls(name, str(block.get("question", "")), arms, tuple(claims), groups, select_by, seeds,
+                   str(block.get("regime", "")).strip(), changes)
+
+    @property
+    def comparisons(self) -> int:
+        """m, the comparisons the study's error is shared among."""
+        return sum(len(claim.arms) for claim in self.claims)
 
     def arm_of(self, run: Run) -> str | None:
         """The arm ``run`` belongs to: the one its metrics.json names, else the one whose overrides it carries."""
@@ -215,12 +290,15 @@ def _reaches(value: float, op: str, threshold: float) -> bool:
 
 
 def _layer_ratio(run: Run, column: str) -> float:
+    """Last hidden layer's over first layer's value at the first diagnosed step. The output layer has no
+    activation (its row's "activation" is "none": its activations are the logits), so it is left out."""
     rows = run.layers
     if not rows:
         return math.nan
     first_step = min(row["step"] for row in rows)
     at_step = sorted((row for row in rows if row["step"] == first_step), key=lambda row: row["layer"])
-    return _number(at_step[-1].get(column)) / _number(at_step[0].get(column))
+    hidden = [row for row in at_step if row.get("activation") not in (None, "none")] or at_step
+    return _number(hidden[-1].get(column)) / _number(at_step[0].get(column))
 
 
 def _number(value: Any) -> float:
@@ -230,18 +308,44 @@ def _number(value: Any) -> float:
         return math.nan
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Where the seed plan's looks left one comparison: the verdict, the units (seeds, or ensembles of K seeds)
+    it rests on, the paired difference Δ = arm − baseline with that look's repeated interval, and P(the arm beats
+    the baseline on a unit) with its bootstrap interval. ``needs``: the seeds its next look wants, 0 when none."""
+
+    verdict: str
+    units: int
+    unit: str
+    estimate: float
+    interval: tuple[float, float]
+    p_better: tuple[float, float, float]
+    needs: int = 0
+    by_divergence: bool = False
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in DECIDED
+
+
 @dataclass
 class ClaimFinding:
-    """A claim, its arms' summaries, and each arm's comparison with the baseline and verdict."""
+    """A claim, its arms' summaries, and each arm's comparison with the baseline: Welch's test on every finished
+    seed (with Holm's correction) beside the sequential decision, whose verdict is the claim's answer."""
 
     claim: Claim
     summaries: dict[str, ArmSummary]
     comparisons: list[Comparison] = field(default_factory=list)
-    verdicts: list[str] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [decision.verdict for decision in self.decisions]
 
 
 def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
-    """Every claim judged on the sweep's runs; p-values Holm-corrected across all comparisons of the study."""
+    """Every claim judged on the sweep's runs: each comparison by the study's seed plan at α/m (m comparisons),
+    and Welch's p-values Holm-corrected across the study beside it."""
     by_arm: dict[str, list[Run]] = {arm: [] for arm in study.arms}
     for run in sweep.runs:
         arm = study.arm_of(run)
@@ -257,13 +361,127 @@ def assess(study: Study, sweep: Sweep) -> list[ClaimFinding]:
             label = f"{entry} (best: {member})" if arm in chosen else entry
             summaries[entry] = _summary(label, by_arm[member], metric)
         comparisons = [Comparison.of(summaries[arm], summaries[claim.baseline]) for arm in claim.arms]
-        findings.append(ClaimFinding(claim, summaries, comparisons))
+        decisions = [decide(study, claim, arm, by_arm) for arm in claim.arms]
+        findings.append(ClaimFinding(claim, summaries, comparisons, decisions))
     adjusted = iter(holm([c.p_value for f in findings for c in f.comparisons]))
     for finding in findings:
         finding.comparisons = [Comparison(**{**c.__dict__, "p_holm": next(adjusted)}) for c in finding.comparisons]
-        finding.verdicts = [verdict(c, finding.claim.expect, finding.claim.higher_is_better)
-                            for c in finding.comparisons]
     return findings
+
+
+def decide(study: Study, claim: Claim, entry: str, by_arm: Mapping[str, list[Run]]) -> Decision:
+    """The comparison of ``entry`` with the claim's baseline, walked through the seed plan's looks: seed s of the
+    arm against seed s of the baseline (an ensemble of seeds jK..jK+K−1 against the mean of those seeds alone)."""
+    arm, metric = split_arm(entry, claim.metric)
+    base, base_metric = split_arm(claim.baseline, claim.metric)
+    k = int(metric.split("/")[1]) if metric.startswith("ensemble/") else 1
+    units = tuple(sorted({n // k for n in study.seeds.looks if n // k >= 2}))
+    unit = "seeds" if k == 1 else f"ensembles of {k} seeds"
+    if not units:
+        return Decision(f"undecided: the cap of {study.seeds.cap} seeds makes fewer than 2 {unit}", 0, unit,
+                        math.nan, (math.nan, math.nan), (math.nan,) * 3)
+    design = Design(units, ALPHA / study.comparisons)
+    seeded = {name: {run.metrics.get("seed"): run for run in runs if run.status in ("completed", "diverged")}
+              for name, runs in by_arm.items()}
+
+    def sides(n_units: int) -> tuple[list[Run], list[Run]] | None:
+        """The arm's and the baseline's runs of the first n_units·k seeds (a group: its best member on them)."""
+        seeds = range(n_units * k)
+        picked = []
+        for name in (arm, base):
+            member = name
+            if name in study.groups:
+                runs = {m: [seeded[m][s] for s in seeds if s in seeded[m]] for m in study.groups[name]}
+                member = _best_member(study, study.groups[name], runs)
+            if any(s not in seeded[member] for s in seeds):
+                return None
+            picked.append([seeded[member][s] for s in seeds])
+        return picked[0], picked[1]
+
+    def differences(n_units: int) -> np.ndarray | None:
+        found = sides(n_units)
+        if found is None:
+            return None
+        arm_runs, base_runs = found
+        blocks = [slice(j * k, (j + 1) * k) for j in range(n_units)]
+        mine = np.array([_unit_value(arm_runs[b], metric) for b in blocks])
+        theirs = np.array([np.mean([_run_value(r, base_metric) for r in base_runs[b]]) for b in blocks])
+        d = mine - theirs
+        return d[np.isfinite(d)][None]
+
+    last_in = max((n for n in units if sides(n) is not None), default=0)
+    needs = next((n * k for n in units if n > last_in), 0)
+    if last_in and _one_side_all_diverged(sides(last_in)):
+        return _divergence_decision(claim, design, units, sides, unit, needs)
+    found = walk(design, differences, claim.delta, claim.expected_sign)
+    verdict, look = found.verdict[0], int(found.look[0])
+    used = units[look] if look >= 0 else last_in
+    d = differences(used) if used else None
+    p_better = probability_better(d[0] if d is not None else [], 1 if claim.higher_is_better else -1)
+    if verdict in DECIDED:
+        needs = 0
+    elif not used:
+        verdict = f"undecided: the first look needs {units[0] * k} seeds"
+    else:
+        verdict = (f"undecided at the cap ({units[-1] * k} seeds)" if used == units[-1]
+                   else f"undecided at {used * k} seeds")
+    return Decision(verdict, used, unit, float(found.estimate[0]), (float(found.low[0]), float(found.high[0])),
+                    p_better, needs)
+
+
+def _one_side_all_diverged(found: tuple[list[Run], list[Run]] | None) -> bool:
+    return found is not None and any(runs and all(r.status == "diverged" for r in runs) for runs in found)
+
+
+def _divergence_decision(claim: Claim, design: Design, units: tuple[int, ...], sides, unit: str,
+                         needs: int) -> Decision:
+    """Every run of a side diverged: Fisher's exact test of the diverged counts at each look's level; the side
+    that diverges more often is the worse one."""
+    last = 0
+    for k, n in enumerate(units):
+        found = sides(n)
+        if found is None:
+            break
+        counts = tuple(sum(r.status == "diverged" for r in runs) for runs in found)
+        if fisher_decides(k, design, counts, (len(found[0]), len(found[1]))):
+            holds = (counts[0] < counts[1]) == (claim.expect == "better")
+            return Decision(SUPPORTED if holds else CONTRADICTED, n, unit, math.nan, (math.nan, math.nan),
+                            (math.nan,) * 3, 0, by_divergence=True)
+        last = n
+    verdict = f"undecided at the cap ({units[-1]} seeds)" if last == units[-1] else f"undecided at {last} seeds"
+    return Decision(verdict, last, unit, math.nan, (math.nan, math.nan), (math.nan,) * 3, needs, by_divergence=True)
+
+
+def _run_value(run: Run, metric: str) -> float:
+    return metric_value(run, metric) if run.status == "completed" else math.nan
+
+
+def _unit_value(runs: list[Run], metric: str) -> float:
+    """One unit's value: a seed's metric, or an ensemble metric of a block of seeds (NaN if one diverged)."""
+    if not metric.startswith("ensemble/"):
+        return _run_value(runs[0], metric)
+    if any(run.status != "completed" for run in runs):
+        return math.nan
+    from tricklab.sweep import Config
+
+    found = Config({}, runs).ensemble()
+    return math.nan if found is None else float(found[metric.split("/", 2)[2]])
+
+
+def near_chance(study: Study, sweep: Sweep) -> list[tuple[str, float, float]]:
+    """(arm, its mean best validation accuracy, chance) for each arm whose runs never leave chance: their mean
+    best val/acc stays below chance + 10% of the way from chance (1/classes) to 1."""
+    flagged = []
+    for arm in study.arms:
+        runs = [run for run in sweep.runs if study.arm_of(run) == arm and run.status == "completed"]
+        classes = [run.metrics.get("num_classes") for run in runs if isinstance(run.metrics.get("num_classes"), int)]
+        best = [v for v in (metric_value(run, "best/val/acc") for run in runs) if math.isfinite(v)]
+        if not best or not classes:
+            continue
+        chance, mean = 1.0 / classes[0], float(np.mean(best))
+        if mean < chance + 0.1 * (1 - chance):
+            flagged.append((arm, mean, chance))
+    return flagged
 
 
 def _best_member(study: Study, members: tuple[str, ...], by_arm: Mapping[str, list[Run]]) -> str:

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from tricklab.findings import ArmSummary, Comparison
 from tricklab.results import STUDY_RUN_FILE
-from tricklab.study import ClaimFinding, Study
+from tricklab.study import Claim, ClaimFinding, Decision, Study, split_arm
 from tricklab.summary import statuses_text
 from tricklab.sweep import Sweep
 
@@ -58,42 +58,80 @@ def arm_cell(summary: ArmSummary) -> str:
     return text + (f", {summary.diverged} of {summary.diverged + summary.n} diverged" if summary.diverged else "")
 
 
-def verdict_line(comparison: Comparison, verdict: str, metric: str) -> str:
-    """One line: the verdict, then the numbers it rests on."""
-    arm, base = comparison.arm, comparison.baseline
-    if comparison.by_divergence:
-        numbers = (f"diverged {arm.diverged}/{arm.diverged + arm.n} vs {base.diverged}/{base.diverged + base.n} "
-                   f"(Fisher p = {_num(comparison.p_value)})")
+def effect_text(metric: str, estimate: float, interval: tuple[float, float]) -> str:
+    """Δ with its interval: accuracies in points (×100), anything else to 3 significant digits."""
+    if math.isnan(estimate):
+        return "—"
+    if metric.rsplit("/", 1)[-1].startswith("acc"):
+        return f"{100 * estimate:+.1f} points [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+    return f"{estimate:+.3g} [{interval[0]:.3g}, {interval[1]:.3g}]"
+
+
+def answer_line(claim: Claim, arm: str, decision: Decision) -> str:
+    """The claim in words and its answer: "He beats Glorot at depth 30 (glorot vs he) — supported: +31.5 points
+    [27.0, 36.0], 8 seeds"."""
+    _, metric = split_arm(arm, claim.metric)
+    if decision.by_divergence:
+        numbers = f"judged on divergence counts, {decision.units} {decision.unit}"
     else:
-        numbers = (f"Δ {metric} = {comparison.difference:+.4g} {_interval(*comparison.interval)}, "
-                   f"p = {_num(comparison.p_value)}")
-    return f"- **{verdict}**: {arm.arm} vs {base.arm}: {numbers}, Holm p = {_num(comparison.p_holm)}"
+        numbers = f"{effect_text(metric, decision.estimate, decision.interval)}, {decision.units} {decision.unit}"
+    return f"{claim.question} ({arm} vs {claim.baseline}) — **{decision.verdict}**: {numbers}"
 
 
-def findings_markdown(findings: list[ClaimFinding]) -> str:
-    """The Findings section of a study's report."""
-    parts = ["## Findings",
-             "Mean over the seeds of each arm with its 95% Student-t interval; each arm against the baseline by "
-             "Welch's t-test (difference, its 95% interval and p), p Holm-corrected across the study's "
-             "comparisons; a verdict needs Holm p < 0.05. Diverged runs are counted, never averaged. The seeds "
-             "vary the initialisation and the batch order; the data split is fixed."]
+def comparison_line(comparison: Comparison, decision: Decision, metric: str) -> str:
+    """The sequential verdict with P(better), then Welch's fixed-n test on every finished seed."""
+    arm, base = comparison.arm, comparison.baseline
+    p, low, high = decision.p_better
+    better = "—" if math.isnan(p) else f"{p:.2f} [{low:.2f}, {high:.2f}]"
+    if comparison.by_divergence:
+        welch = (f"diverged {arm.diverged}/{arm.diverged + arm.n} vs {base.diverged}/{base.diverged + base.n} "
+                 f"(Fisher p = {_num(comparison.p_value)})")
+    else:
+        welch = (f"Welch on all finished seeds: Δ {metric} = {comparison.difference:+.4g} "
+                 f"{_interval(*comparison.interval)}, p = {_num(comparison.p_value)}")
+    return (f"- **{decision.verdict}**: {arm.arm} vs {base.arm}: paired Δ = "
+            f"{effect_text(metric, decision.estimate, decision.interval)} over {decision.units} {decision.unit} "
+            f"(repeated interval); P(arm better on a seed) = {better}. {welch}, Holm p = {_num(comparison.p_holm)}")
+
+
+def answers_markdown(findings: list[ClaimFinding]) -> list[str]:
+    """One answer line per comparison of the study, in claim order."""
+    return [answer_line(f.claim, arm, d) for f in findings for arm, d in zip(f.claim.arms, f.decisions, strict=True)]
+
+
+def findings_markdown(findings: list[ClaimFinding], study: Study | None = None) -> str:
+    """The Findings section of a study's report: the answers first, then each claim's numbers."""
+    parts = ["## Findings"]
+    if study is not None:
+        plan = study.seeds
+        parts.append(
+            f"Seeds until decided: {plan.pilot} seeds for every arm, then {plan.batch} more for the arms of "
+            f"undecided comparisons, up to {plan.cap}. Each comparison pairs seed s of the arm with seed s of the "
+            f"baseline (same initial draws and batch order) and spends 0.05/{study.comparisons} of the study's "
+            f"error over its looks (Lan–DeMets O'Brien–Fleming spending; repeated 95%-family intervals): "
+            f"*supported*/*contradicted* when the interval excludes 0, *negligible* when it lies inside ±δ, else "
+            f"more seeds (tricklab/sequential.py). Diverged runs are counted, never averaged.")
+    parts.append("\n".join(f"- {line}" for line in answers_markdown(findings)))
     for i, finding in enumerate(findings, 1):
         claim = finding.claim
         rows = [f"| {s.arm}{' (baseline)' if name == claim.baseline else ''} | {arm_cell(s)} |"
                 for name, s in finding.summaries.items()]
         parts += [f"### Claim {i}: {claim.question}",
                   f"Source: {claim.source or '—'}. Metric: `{claim.metric}` ({claim.direction} is better); the "
-                  f"claim: the arms are {claim.expect} than `{claim.baseline}`.",
-                  "\n".join(["| arm | mean [95% CI] |", "|---|---|", *rows]),
-                  "\n".join(verdict_line(c, v, claim.metric) for c, v in zip(finding.comparisons, finding.verdicts,
-                                                                              strict=True))]
+                  f"claim: the arms are {claim.expect} than `{claim.baseline}`; smallest effect of interest "
+                  f"δ = {claim.delta:g}.",
+                  "\n".join(["| arm | mean [95% CI] over its finished seeds |", "|---|---|", *rows]),
+                  "\n".join(comparison_line(c, d, claim.metric)
+                            for c, d in zip(finding.comparisons, finding.decisions, strict=True))]
     return "\n\n".join(parts)
 
 
 def write_page(report: Any, study: Study, pages: Path) -> Path:
-    """``<pages>/<study>.md`` with the study's question, exact command, commit, config hash, machine, wall time,
-    Findings and plots (copied to ``<pages>/<study>/``), its verdicts in ``<pages>/<study>.json``, and the index
-    of every study page in ``<pages>/index.md``. Everything on the page comes from the runs and this machine."""
+    """``<pages>/<study>.md``: the study's question and its answers first, then the regime it ran in, what
+    changed in its design since the previous page (with the verdicts before and after), the exact command,
+    commit, config hash, machine, wall time, Findings and plots (copied to ``<pages>/<study>/``); its answers in
+    ``<pages>/<study>.json``, and the index of every study page in ``<pages>/index.md``. Everything on the page
+    comes from the runs, the study's YAML and this machine."""
     root = report.sweep.root
     figures = pages / study.name
     figures.mkdir(parents=True, exist_ok=True)
@@ -110,33 +148,121 @@ def write_page(report: Any, study: Study, pages: Path) -> Path:
         "Wall time": f"{launch['wall_time_s']:.0f} s" if "wall_time_s" in launch else "-",
         "Runs": f"{len(report.sweep.runs)} ({statuses_text(Counter(run.status for run in report.sweep.runs))})",
     }
+    sidecar = pages / f"{study.name}.json"
+    answers = {_key(f.claim, arm): {"verdict": d.verdict, "line": answer_line(f.claim, arm, d)}
+               for f in report.findings for arm, d in zip(f.claim.arms, f.decisions, strict=True)}
+    design = _design_hash(study)
+    previous = _previous(sidecar, design)
     text = "\n\n".join([
         f"# Study: {study.name}",
         f"**{study.question}**",
+        "## Answers\n\n" + "\n".join(f"- {a['line']}" for a in answers.values()),
+        *_warnings(study, report.sweep),
+        "## Regime\n\n" + (study.regime + "\n\n" if study.regime else "") + regime_table(study, report.sweep),
+        *_changes_section(study, previous, answers),
         "\n".join(f"- {key}: {value}" for key, value in facts.items()),
-        "Generated by `tricklab report <study folder> --page docs/studies` from the runs of the command above; "
-        "not edited by hand.",
-        findings_markdown(report.findings),
+        "Generated by `tricklab study` (or `tricklab report <study folder> --page docs/studies`) from the runs of "
+        "the command above; not edited by hand.",
+        findings_markdown(report.findings, study),
         "## Plots", *(f"![{plot.stem}]({study.name}/{plot.name})" for plot in report.plots),
     ]) + "\n"
     page = pages / f"{study.name}.md"
     page.write_text(text)
-    verdicts = [f"{v}: {c.arm.arm} vs {c.baseline.arm} ({f.claim.metric})"
-                for f in report.findings for c, v in zip(f.comparisons, f.verdicts, strict=True)]
-    (pages / f"{study.name}.json").write_text(json.dumps(
-        {"study": study.name, "question": study.question, "verdicts": verdicts, **facts}, indent=2) + "\n")
+    sidecar.write_text(json.dumps({"study": study.name, "question": study.question, "design": design,
+                                   "answers": answers, "previous": previous, **facts}, indent=2) + "\n")
     write_index(pages)
     return page
 
 
+def _key(claim: Claim, arm: str) -> str:
+    return f"{arm} vs {claim.baseline} ({claim.metric})"
+
+
+def _design_hash(study: Study) -> str:
+    """sha1 (12 hex) of what makes the study's design: its arms, claims and seed plan (not its prose)."""
+    design = {"arms": study.arms, "claims": [c.__dict__ for c in study.claims], "seeds": study.seeds.__dict__,
+              "groups": study.groups, "select_by": study.select_by}
+    return hashlib.sha1(json.dumps(design, sort_keys=True, default=list).encode()).hexdigest()[:12]
+
+
+def _previous(sidecar: Path, design: str) -> dict[str, Any]:
+    """The verdicts of the page before this design: the old page's own when its design differed, else what it
+    kept as its previous (a page written again from the same design keeps its "before")."""
+    if not sidecar.is_file():
+        return {}
+    old = json.loads(sidecar.read_text())
+    if old.get("design") == design:
+        return old.get("previous", {})
+    if "answers" in old:
+        verdicts = {key: a["verdict"] for key, a in old["answers"].items()}
+    else:  # a page of the fixed-seed design: "verdict: arm vs baseline (metric)"
+        verdicts = dict(reversed(line.split(": ", 1)) for line in old.get("verdicts", []))
+    return {"commit": old.get("Commit", "-"), "verdicts": verdicts}
+
+
+def _changes_section(study: Study, previous: dict[str, Any], answers: dict[str, dict[str, str]]) -> list[str]:
+    """"Design changes": what changed since the previous page and why (the study's YAML), then each
+    comparison's verdict before and after."""
+    if not study.changes and not previous:
+        return []
+    lines = [f"- {c['what']}: {c['why']}" for c in study.changes] or ["- (none listed in the study's YAML)"]
+    parts = ["## Design changes", "\n".join(lines)]
+    if previous:
+        before = previous.get("verdicts", {})
+        rows = [f"| {key} | {before.get(key, '— (not compared)')} | {a['verdict']} |" for key, a in answers.items()]
+        rows += [f"| {key} | {verdict} | — (dropped) |" for key, verdict in before.items() if key not in answers]
+        parts.append(f"Verdicts before ({previous.get('commit', '-')}) and now:\n\n"
+                     + "\n".join(["| comparison | before | now |", "|---|---|---|", *rows]))
+    return parts
+
+
+def _warnings(study: Study, sweep: Sweep) -> list[str]:
+    from tricklab.study import near_chance
+
+    flagged = near_chance(study, sweep)
+    return [("\n".join(f"- **Arm {arm} never leaves chance** (its best validation accuracy, {acc:.3f} on average, "
+                        f"stays within 10% of the way from chance, {chance:.2f}, to 1): a comparison with it says "
+                        f"little." for arm, acc, chance in flagged))] if flagged else []
+
+
+def regime_table(study: Study, sweep: Sweep) -> str:
+    """Per arm, what its runs did: data and training samples, batch size, epochs, optimizer steps, optimizer and
+    learning rate, schedule (from their metrics.json and saved config)."""
+    rows = []
+    for arm in study.arms:
+        runs = [run for run in sweep.runs if study.arm_of(run) == arm]
+        if not runs:
+            continue
+        path = runs[0].path / SAVED_CONFIG
+        saved = OmegaConf.load(path) if path.is_file() else OmegaConf.create({})
+        got = {key: OmegaConf.select(saved, key, default="-") for key in
+               ("data.name", "data.batch_size", "optimizer.name", "optimizer.lr", "scheduler.name")}
+        steps = [r.metrics.get("steps") for r in runs if isinstance(r.metrics.get("steps"), int)]
+        epochs = [r.metrics.get("epochs") for r in runs if isinstance(r.metrics.get("epochs"), int)]
+        samples = (runs[0].metrics.get("sizes") or {}).get("train", "-")
+        rows.append(f"| {arm} | {got['data.name']} | {samples} | {got['data.batch_size']} | {_span(epochs)} | "
+                    f"{_span(steps)} | {got['optimizer.name']} | {got['optimizer.lr']} | {got['scheduler.name']} | "
+                    f"{len(runs)} |")
+    return "\n".join(["| arm | data | training samples | batch | epochs | optimizer steps | optimizer | lr | "
+                      "schedule | seeds run |", "|---|---|---|---|---|---|---|---|---|---|", *rows])
+
+
+def _span(values: list[int]) -> str:
+    if not values:
+        return "-"
+    return str(min(values)) if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+
 def write_index(pages: Path) -> Path:
-    """``index.md``: every study page with its question and one line per verdict."""
-    parts = ["# Studies", "Each page is written by `tricklab report <study folder> --page docs/studies` from real "
-             "runs; run a study with `tricklab study <name>`, list them with `tricklab study list`."]
+    """``index.md``: every study page with its question and one answer line per comparison."""
+    parts = ["# Studies", "Each page is written by `tricklab study <name>` from real runs (list them with "
+             "`tricklab study list`). Each line: the claim, the comparison (arm vs baseline), the answer, the "
+             "paired difference with its interval, and the seeds it rests on."]
     for sidecar in sorted(pages.glob("*.json")):
         data = json.loads(sidecar.read_text())
+        lines = [a["line"] for a in data["answers"].values()] if "answers" in data else data.get("verdicts", [])
         parts += [f"## [{data['study']}]({data['study']}.md): {data['question']}",
-                  "\n".join(f"- {line}" for line in data["verdicts"]) + f"\n\n({data['Runs']} runs, "
+                  "\n".join(f"- {line}" for line in lines) + f"\n\n({data['Runs']} runs, "
                   f"{data['Wall time']} on {data['Machine']})"]
     index = pages / "index.md"
     index.write_text("\n\n".join(parts) + "\n")

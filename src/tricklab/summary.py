@@ -69,3 +69,4 @@ class Report:
     effects: dict[str, list[tuple[str, Stat | None, Counter]]] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
     findings: list[Any] = field(default_factory=list)  # a study's judged claims (study.ClaimFinding)
+    study: Any = None  # the study the runs were launched as (study.Study), or None

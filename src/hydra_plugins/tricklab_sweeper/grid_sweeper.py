@@ -35,6 +35,8 @@ class GridSweeperConf:
     params: Any = None
     # arm name -> list of overrides: zipped (non-Cartesian) settings, each crossed with the other swept keys.
     arms: Any = None
+    # arm names: run only these arms (a study's later rounds add seeds to the arms of undecided claims); null: all.
+    only: Any = None
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="tricklab")
@@ -42,10 +44,11 @@ ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweepe
 
 class GridSweeper(Sweeper):
     def __init__(self, max_batch_size: int | None = None, params: dict[str, str] | None = None,
-                 arms: dict[str, list[str]] | None = None) -> None:
+                 arms: dict[str, list[str]] | None = None, only: list[str] | None = None) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.arms = {str(name): list(lines) for name, lines in (arms or {}).items()}
+        self.only = None if only is None else [str(name) for name in only]
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
@@ -94,4 +97,15 @@ class GridSweeper(Sweeper):
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([f"{k}={v}" for k, v in self.params.items()] + list(arguments))
-        return expand(overrides, arm_overrides(self.arms, parser.parse_overrides) if self.arms else None)
+        return expand(overrides, arm_overrides(self._selected_arms(), parser.parse_overrides) if self.arms else None)
+
+    def _selected_arms(self) -> dict[str, list[str]]:
+        """The arms ``only`` names (all of them when it is null); a ConfigError for a name that is no arm."""
+        if self.only is None:
+            return self.arms
+        unknown = [name for name in self.only if name not in self.arms]
+        if unknown or not self.only:
+            raise ConfigError(f"hydra.sweeper.only={self.only!r} is not allowed: it must list arms of "
+                              f"hydra.sweeper.arms ({', '.join(self.arms)}); {', '.join(unknown) or 'none'} "
+                              f"{'is' if len(unknown) == 1 else 'are'} not.")
+        return {name: self.arms[name] for name in self.only}
