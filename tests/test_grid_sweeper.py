@@ -85,3 +85,17 @@ def test_an_arms_sweep_runs_each_arm_over_the_seeds_and_records_the_arm(tmp_path
     assert sorted((r["arm"], r["seed"]) for r in records) == [("adam", 0), ("adam", 1), ("sgd", 0), ("sgd", 1)]
     assert all(r["status"] == "completed" for r in records)
     assert {r["arm"]: r["choices"]["optimizer"] for r in records} == {"sgd": "sgd", "adam": "adam"}
+
+
+def test_only_runs_the_named_arms_and_refuses_a_name_that_is_no_arm(tmp_path):
+    from hydra_plugins.tricklab_sweeper.grid_sweeper import GridSweeper
+
+    assert GridSweeper(arms=ARMS, only=["adam"])._selected_arms() == {"adam": ARMS["adam"]}
+    assert GridSweeper(arms=ARMS)._selected_arms() == ARMS
+    arms = '{sgd:["optimizer=sgd","optimizer.lr=0.1"],adam:["optimizer=adam","optimizer.lr=0.001"]}'
+    result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0,1", f"hydra.sweeper.arms={arms}",
+                      "hydra.sweeper.only=[adma]"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "hydra.sweeper.only=['adma'] is not allowed: it must list arms of hydra.sweeper.arms (sgd, adam)" \
+        in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -86,7 +86,7 @@ def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         studies.run_study("norms", ["study.seeds.cap=8"], tmp_path)
     assert calls and "experiment=norms" in calls[0] and "study.seeds.cap=8" in calls[0]
-    assert "hydra.sweeper.params.seed=0,1,2,3" in calls[0] and "hydra.launcher.fuse=8" in calls[0]
+    assert "seed=0,1,2,3" in calls[0] and "hydra.launcher.fuse=8" in calls[0]
     assert any(arg.startswith(f"hydra.sweep.dir={tmp_path}/studies/norms/") for arg in calls[0])
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tricklab.study import SeedPlan
 
 EXPERIMENTS = CONF_DIR / "experiment"
-SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds: these overrides are refused
+SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds (as seed=0,1,...): refused
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None, p
     seeds, arms = plan.pilot, None
     while True:
         started = time.perf_counter()
-        chosen = [f"hydra.sweeper.params.seed={','.join(map(str, range(seeds)))}",
+        chosen = [f"seed={','.join(map(str, range(seeds)))}",
                   *([f"hydra.sweeper.only=[{','.join(arms)}]"] if arms else [])]
         done = subprocess.run([*command, *chosen], cwd=PROJECT_ROOT)
         rounds.append({"seeds": seeds, "arms": arms or "all", "commit": trained_at, "exit_code": done.returncode,

@@ -81,7 +81,8 @@ class GridSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))  # resolving it creates it: only now
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        log.info(f"Sweep {sweep_dir}: {len(jobs)} jobs" + (f" in {len(self.arms)} arms" if self.arms else ""))
+        arms = f" in {len(self._selected_arms())} arms" if self.arms else ""
+        log.info(f"Sweep {sweep_dir}: {len(jobs)} jobs{arms}")
         returns, first = [], 0
         for batch in batches(jobs, self.max_batch_size):
             results = self.launcher.launch([list(j.overrides) for j in batch], initial_job_idx=first)
