@@ -5,6 +5,7 @@ claim or an unknown study is refused before anything runs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import run_cli
@@ -81,8 +82,16 @@ def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(study_page, "commit", lambda: "abc1234")
     calls = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kw: calls.append(command) or
-                        subprocess.CompletedProcess(command, 2))
+
+    class Refused:  # the sweep refuses its jobs: exit 2, nothing created
+        def __init__(self, command, **kw):
+            calls.append(command)
+
+        def wait(self, timeout=None):
+            return 2
+
+    monkeypatch.setattr(studies, "workers", lambda: 2)  # (torch's import would start processes of its own)
+    monkeypatch.setattr(subprocess, "Popen", Refused)
     with pytest.raises(SystemExit):
         studies.run_study("norms", ["study.seeds.cap=8"], tmp_path)
     assert calls and "experiment=norms" in calls[0] and "study.seeds.cap=8" in calls[0]
@@ -139,3 +148,68 @@ def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
     assert all(job.get("skipped") for job in manifest["jobs"].values())
     assert {p: p.read_bytes() for p in first.rglob("metrics.json")} == hashes  # nothing ran again
     assert "## Findings" in (first / "report.md").read_text()
+
+
+@pytest.mark.parametrize("override, says", [
+    ("optimizer.lr=-1", "the arms "),  # a key the arms set: the arms' value would win, silently
+    ("experiment=dropout", "runs experiment=norms"),
+    ("hydra.sweep.dir=/tmp/elsewhere", "the study chooses its folder"),
+    ("hydra.sweeper.only=[none]", "the study chooses its folder"),
+    ("resume=outputs/multirun/x", "the study chooses its folder"),
+    ("--cfg", "is an option, not an override"),
+    ("hydra.sweeper.params.seed=0,1", "a study chooses its seeds itself"),
+])
+def test_an_override_a_study_cannot_take_is_refused_before_anything_exists(override, says, tmp_path, capfd):
+    from tricklab.cli import main
+    from tricklab.studies import find
+
+    arm_key = next(line.partition("=")[0] for lines in find("norms").arms.values() for line in lines)
+    override = override.replace("optimizer.lr", arm_key)
+    assert main(["study", "norms", override, f"paths.output_dir={tmp_path}"]) == 2
+    err = capfd.readouterr().err
+    assert says in err and override.partition("=")[0] in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_run_of_the_same_study_folder_is_refused_while_the_first_runs(tmp_path):
+    from tricklab.errors import ConfigError
+    from tricklab.studies import _only_run_of
+
+    with _only_run_of(tmp_path / "s", "norms"), pytest.raises(ConfigError, match="study norms is already running"), \
+            _only_run_of(tmp_path / "s", "norms"):
+        pass
+    with _only_run_of(tmp_path / "s", "norms"):  # free again once the first is done
+        pass
+
+
+def test_sigterm_stops_the_rounds_sweep_records_the_round_and_exits_143(tmp_path, monkeypatch, capfd):
+    import signal
+    import subprocess
+
+    from tricklab import signals, studies, study_page
+
+    monkeypatch.setattr(study_page, "commit", lambda: "abc1234")
+    sent = []
+
+    class Training:  # the sweep is training when SIGTERM arrives
+        def __init__(self, command, **kw):
+            Path(next(a for a in command if a.startswith("hydra.sweep.dir=")).partition("=")[2]).mkdir(parents=True)
+
+        def wait(self, timeout=None):
+            if not sent:
+                signals._Stopped.signum = signal.SIGTERM
+                raise KeyboardInterrupt
+            return -signal.SIGTERM
+
+        def send_signal(self, signum):
+            sent.append(signum)
+
+    monkeypatch.setattr(studies, "workers", lambda: 2)
+    monkeypatch.setattr(subprocess, "Popen", Training)
+    with pytest.raises(SystemExit) as exit_:
+        studies.run_study("norms", [], tmp_path)
+    monkeypatch.setattr(signals._Stopped, "signum", None)
+    assert exit_.value.code == 143 and sent == [signal.SIGTERM]
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.rglob("study.json")]
+    assert record["rounds"][-1]["exit_code"] == 143 and record["rounds"][-1]["finished_jobs"] == 0
+    assert "the same command resumes it: tricklab study norms" in capfd.readouterr().err

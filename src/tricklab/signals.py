@@ -26,6 +26,11 @@ class _Stopped:
     signum: int | None = None
 
 
+def stopped_by() -> int | None:
+    """The signal that stopped this process (SIGTERM or SIGINT), or None."""
+    return _Stopped.signum
+
+
 def raise_interrupt_on_sigterm() -> None:
     """From now on, SIGTERM raises KeyboardInterrupt in the main thread, as SIGINT does; either is remembered."""
 

@@ -10,14 +10,19 @@ every comparison is decided or at the cap (tricklab.sequential). A study runs in
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 from tricklab.config import CONF_DIR, PROJECT_ROOT, STUDY_PAGES
-from tricklab.errors import ConfigError
+from tricklab.errors import ConfigError, DataError
 from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
 if TYPE_CHECKING:
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 EXPERIMENTS = CONF_DIR / "experiment"
 SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds (as seed=0,1,...): refused
+STUDY_OWNED = ("hydra.sweep", "hydra.sweeper", "hydra/sweeper", "resume")  # the study's folder and sweeper
 
 
 @dataclass(frozen=True)
@@ -135,45 +141,140 @@ def workers() -> int:
 def run_study(name: str, overrides: list[str], output_dir: Path | None = None, page: Path | None = None) -> Path:
     """Run (or resume) study ``name`` with ``overrides`` round by round on the local launcher until every
     comparison is decided or at the cap, then write its report (and its page into ``page``) and print its
-    answers."""
+    answers. One run of a study folder at a time; SIGTERM or Ctrl-C stops the round's jobs, reports what
+    finished and says how to resume."""
     study = find(name)
-    refused = [o for o in overrides if o.lstrip("+").partition("=")[0] in SEED_KEYS]
-    if refused:
-        raise ConfigError(f"{refused[0]} is not allowed in tricklab study: a study chooses its seeds itself (its "
-                          f"pilot, then more for undecided claims, up to its cap). Set study.seeds.pilot, "
-                          f"study.seeds.batch or study.seeds.cap instead (e.g. study.seeds.cap=8).")
+    problems = override_problems(study, overrides)
+    if problems:
+        raise ConfigError("\n".join(problems))
     plan = study.plan(overrides)
-    out = folder(name, overrides, (output_dir or PROJECT_ROOT / "outputs").resolve())
+    out = folder(name, overrides, (output_dir or _output_dir(overrides)).resolve())
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
                f"hydra.launcher.workers={workers()}", f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}",
                *overrides]
+    from tricklab.signals import exit_like_a_shell
     from tricklab.study_page import commit
 
     trained_at, rounds = commit(), _earlier_rounds(out)
     seeds, arms = plan.pilot, None
-    while True:
-        started = time.perf_counter()
-        chosen = [f"seed={','.join(map(str, range(seeds)))}",
-                  *([f"hydra.sweeper.only=[{','.join(arms)}]"] if arms else [])]
-        done = subprocess.run([*command, *chosen], cwd=PROJECT_ROOT)
-        rounds.append({"seeds": seeds, "arms": arms or "all", "commit": trained_at, "exit_code": done.returncode,
-                       "wall_time_s": round(time.perf_counter() - started, 1)})
-        if done.returncode == 2 or not out.is_dir():  # refused before anything ran: its message is printed
-            raise SystemExit(done.returncode or 2)
-        _record(out, name, overrides, trained_at, rounds)
-        wanted = next_round(out) if done.returncode == 0 else None
-        if not wanted or wanted == (seeds, arms):  # decided, at the cap, a failed job, or no progress
-            break
-        seeds, arms = wanted
+    with _only_run_of(out, name), exit_like_a_shell():
+        while True:
+            chosen = [f"seed={','.join(map(str, range(seeds)))}",
+                      *([f"hydra.sweeper.only=[{','.join(arms)}]"] if arms else [])]
+            code = _round(out, [*command, *chosen], rounds, seeds, arms, trained_at)
+            if code == 2 or not out.is_dir():  # refused before anything ran: its message is printed
+                raise SystemExit(code or 2)
+            _record(out, name, overrides, rounds)
+            if code != 0:
+                break
+            wanted = next_round(out)
+            if not wanted or wanted == (seeds, arms):  # decided or at the cap (or no progress: never loop)
+                break
+            seeds, arms = wanted
+        report = _report(out, page) if _finished(out) else None  # stopped before any job finished: none
+    if report is not None:
+        from tricklab.study_page import answers_markdown
+
+        print(f"\nStudy {name}: {study.block.get('question', '')}")
+        for line in answers_markdown(report.findings):
+            print(f"  - {line.replace('**', '')}")
+    if code != 0:
+        print(f"tricklab: study {name} stopped with jobs not done (exit {code}); the same command resumes it: "
+              f"{_shown_command(name, overrides)}", file=sys.stderr)
+        raise SystemExit(code)
+    return out
+
+
+def override_problems(study: StudyFile, overrides: list[str]) -> list[str]:
+    """Why ``tricklab study`` cannot take each of ``overrides``: options, another experiment, the seeds, the
+    study's folder and sweeper, and keys its arms set themselves (the arm's value would win, silently)."""
+    armed: dict[str, list[str]] = {}
+    for arm, lines in study.arms.items():
+        for line in lines:
+            armed.setdefault(str(line).lstrip("+~").partition("=")[0], []).append(arm)
+    problems = []
+    for override in overrides:
+        key = override.lstrip("+~").partition("=")[0]
+        if override.startswith("-"):
+            problems.append(f"{override} is an option, not an override: tricklab study {study.name} takes key=value "
+                            f"overrides; to see a job's composed config use python train.py "
+                            f"experiment={study.name} --cfg job.")
+        elif key == "experiment":
+            problems.append(f"{override} is not allowed: tricklab study {study.name} runs experiment={study.name}; "
+                            f"run tricklab study <name> for another study (tricklab study list).")
+        elif key in SEED_KEYS:
+            problems.append(f"{override} is not allowed in tricklab study: a study chooses its seeds itself (its "
+                            f"pilot, then more for undecided claims, up to its cap). Set study.seeds.pilot, "
+                            f"study.seeds.batch or study.seeds.cap instead (e.g. study.seeds.cap=8).")
+        elif key.startswith(STUDY_OWNED):
+            problems.append(f"{override} is not allowed: the study chooses its folder (outputs/studies/"
+                            f"{study.name}/<hash of the overrides>/, resumed by the same command), its sweeper and "
+                            f"its arms; set paths.output_dir to put the folder elsewhere.")
+        elif key in armed:
+            problems.append(f"{override} is not allowed: the arms {', '.join(armed[key])} of study {study.name} set "
+                            f"{key} themselves, so your value would be dropped for them; change the arms in "
+                            f"conf/experiment/{study.name}.yaml instead.")
+    return problems
+
+
+def _output_dir(overrides: list[str]) -> Path:
+    """``paths.output_dir`` when an override sets it, else <project>/outputs."""
+    given = [o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("paths.output_dir=")]
+    return Path(given[-1]) if given else PROJECT_ROOT / "outputs"
+
+
+@contextlib.contextmanager
+def _only_run_of(out: Path, name: str) -> Iterator[None]:
+    """An exclusive lock on the study folder (held in the temp dir: nothing is created beside it before the
+    sweep checks its jobs); a second run of the same folder is refused at once."""
+    lock = Path(tempfile.gettempdir()) / f"tricklab-study-{hashlib.sha1(str(out).encode()).hexdigest()[:16]}.lock"
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"study {name} is already running in {out} (another tricklab study holds it); "
+                              f"wait for it to finish, then run the same command again to add to it.") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _round(out: Path, command: list[str], rounds: list[dict[str, Any]], seeds: int, arms: list[str] | None,
+           trained_at: str) -> int:
+    """Run one round's sweep and append it to ``rounds`` (jobs it finished, wall time); on SIGTERM or Ctrl-C,
+    stop the sweep (its launcher stops its workers and marks their jobs interrupted) and return 130/143."""
+    before, started = _finished(out), time.perf_counter()
+    child = subprocess.Popen(command, cwd=PROJECT_ROOT)
+    try:
+        code = child.wait()
+    except KeyboardInterrupt:
+        from tricklab.signals import stopped_by
+
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        code = 128 + (stopped_by() or signal.SIGINT)
+    rounds.append({"seeds": seeds, "arms": arms or "all", "commit": trained_at, "exit_code": code,
+                   "finished_jobs": _finished(out) - before, "wall_time_s": round(time.perf_counter() - started, 1)})
+    return code
+
+
+def _finished(out: Path) -> int:
+    return sum(1 for path in out.glob("*/metrics.json")) if out.is_dir() else 0
+
+
+def _report(out: Path, page: Path | None) -> Any:
     from tricklab.report import make_report
 
-    report = make_report(out, page=page)
-    from tricklab.study_page import answers_markdown
-
-    print(f"\nStudy {name}: {study.block.get('question', '')}")
-    for line in answers_markdown(report.findings):
-        print(f"  - {line.replace('**', '')}")
-    return out
+    try:
+        return make_report(out, page=page)
+    except OSError as err:
+        raise DataError(f"the report of {out} could not be written ({err.strerror}: {err.filename}); the runs are "
+                        f"kept: make the folder writable and run tricklab report {out}.") from None
 
 
 def next_round(out: Path) -> tuple[int, list[str]] | None:
@@ -205,12 +306,20 @@ def _earlier_rounds(out: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _record(out: Path, name: str, overrides: list[str], trained_at: str, rounds: list[dict[str, Any]]) -> None:
-    """study.json: the command, every round run in this folder (seeds, arms, commit, wall time), their total."""
-    write_json_atomic(out / STUDY_RUN_FILE, {"study": name, "overrides": overrides,
-                                             "command": _shown_command(name, overrides), "commit": trained_at,
-                                             "rounds": rounds,
-                                             "wall_time_s": round(sum(r["wall_time_s"] for r in rounds), 1)})
+def _record(out: Path, name: str, overrides: list[str], rounds: list[dict[str, Any]]) -> None:
+    """study.json: the command, every round run in this folder (seeds, arms, commit, jobs finished, wall time);
+    the commits and the total wall time of the rounds that trained (a rerun that finds everything done adds a
+    round of 0 jobs and changes neither)."""
+    trained = [r for r in rounds if r.get("finished_jobs", 1)]
+    commits = list(dict.fromkeys(r["commit"] for r in trained)) or [rounds[-1]["commit"]]
+    try:
+        write_json_atomic(out / STUDY_RUN_FILE, {"study": name, "overrides": overrides,
+                                                 "command": _shown_command(name, overrides),
+                                                 "commit": ", ".join(commits), "rounds": rounds,
+                                                 "wall_time_s": round(sum(r["wall_time_s"] for r in trained), 1)})
+    except OSError as err:
+        raise DataError(f"{out / STUDY_RUN_FILE} could not be written ({err.strerror}); the runs are kept: make "
+                        f"the folder writable and run the same command again.") from None
 
 
 def _shown_command(name: str, overrides: list[str]) -> str:
