@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tricklab.callbacks.averaging import SWAEvaluation
+from tricklab.callbacks.averaging import EMAEvaluation, SWAEvaluation
 from tricklab.module import ClassifierModule
 
 COMMON = ["trainer.max_epochs=2", "data.subset=500"]
@@ -58,3 +60,35 @@ def test_ema_with_early_stopping_tests_both_weights_of_the_best_checkpoint(run_t
     assert {"test/acc", "test_ema/acc"} <= set(metrics["test"])
     rows = list(csv.DictReader((tmp_path / "run" / "history.csv").open()))
     assert metrics["epochs"] == len(rows) == 3  # loading the best checkpoint did not rewind the history
+
+
+def ema_after(weights: list[torch.Tensor], warmup: bool, decay: float = 0.99) -> torch.Tensor:
+    """θ̄ of EMAEvaluation after taking in each of ``weights`` in turn (one update per optimizer step)."""
+    net = nn.Linear(3, 1, bias=False)
+    ema = EMAEvaluation(decay, warmup=warmup)
+    ema.setup(None, SimpleNamespace(model=net), "fit")
+    for step, w in enumerate(weights):
+        with torch.no_grad():
+            net.weight.copy_(w)
+        ema.after_update(None, step, net)
+    return ema.average.module.weight.detach()
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_after_t_updates_is_the_closed_form_recursion(warmup):
+    decay = 0.99
+    weights = [torch.randn(1, 3, generator=torch.Generator().manual_seed(i)) for i in range(30)]
+    expected = weights[0]  # the first update copies θ
+    for t, w in enumerate(weights[1:]):
+        d_t = min(decay, (1 + t) / (10 + t)) if warmup else decay
+        expected = d_t * expected + (1 - d_t) * w
+    torch.testing.assert_close(ema_after(weights, warmup, decay), expected)
+
+
+def test_ema_warmup_weights_the_first_updates_towards_the_fresh_weights():
+    first, fresh = torch.zeros(1, 3), torch.ones(1, 3)
+    torch.testing.assert_close(ema_after([first, fresh], warmup=True), torch.full((1, 3), 0.9))  # d_0 = 0.1
+    torch.testing.assert_close(ema_after([first, fresh], warmup=False), torch.full((1, 3), 0.01))  # d = 0.99
+    # late in training the warmed-up decay has reached the configured one: d_t = 0.99 from t = 890 on
+    late = ema_after([first] * 1000 + [fresh], warmup=True)
+    torch.testing.assert_close(late, torch.full((1, 3), 0.01))

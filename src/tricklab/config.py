@@ -214,6 +214,7 @@ RULES: dict[str, Rule] = {
     "diagnostics.histograms": Rule(bool, "true or false"),
     "averaging.decay": fraction(low_open=True, what="an EMA decay"),
     "averaging.start_step": non_negative(int),
+    "averaging.warmup": Rule(bool, "true or false"),
     "averaging.start_fraction": fraction(what="a share of the epochs"),
     "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
     "logger.mode": one_of(("auto", "online", "offline", "disabled")),

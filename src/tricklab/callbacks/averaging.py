@@ -17,6 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from tricklab.choices import pick
 from tricklab.data.batches import minibatches
+from tricklab.internals import foreach_lerp
 from tricklab.metrics import EvalMetrics, steps_per_epoch
 from tricklab.stages import StepCallback
 
@@ -119,14 +120,41 @@ class AveragedEvaluation(StepCallback):
 
 
 class EMAEvaluation(AveragedEvaluation):
-    """θ̄ ← decay·θ̄ + (1-decay)·θ after every optimizer step from ``start_step`` on (buffers averaged too)."""
+    """θ̄ ← decay_t·θ̄ + (1-decay_t)·θ after every optimizer step from ``start_step`` on (buffers averaged too).
 
-    def __init__(self, decay: float, start_step: int = 0) -> None:
-        super().__init__("ema", multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    θ̄ starts as a copy of θ at the first update (torch's ``AveragedModel``); ``warmup``: the t-th update after
+    it (t = 0, 1, ...) uses decay_t = min(decay, (1+t)/(10+t)) (see ``warmup_ema_multi_avg_fn``), else decay.
+    """
+
+    def __init__(self, decay: float, start_step: int = 0, warmup: bool = False) -> None:
+        average = warmup_ema_multi_avg_fn(decay) if warmup else get_ema_multi_avg_fn(decay)
+        super().__init__("ema", multi_avg_fn=average, use_buffers=True)
         self.start_step = start_step
 
     def should_update(self, step: int) -> bool:
         return step >= self.start_step
+
+
+def warmup_ema_multi_avg_fn(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """An ``AveragedModel`` ``multi_avg_fn``: the EMA update with the decay warmed up by the update count,
+    decay_t = min(decay, (1+t)/(10+t)) with t = n_averaged − 1 (decay_0 = 0.1: the first averages follow θ
+    closely instead of clinging to the early weights for ~1/(1-decay) steps; TensorFlow's
+    ``ExponentialMovingAverage(num_updates=...)``; timm's ``ModelEmaV3`` warms up by a power law instead).
+
+    ``n_averaged`` is the device tensor ``AveragedModel`` counts in, so the step needs no host sync.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        t = (n_averaged - 1).to(torch.float64)
+        decay_t = torch.clamp((1 + t) / (10 + t), max=decay)
+        if torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0]):
+            foreach_lerp(averaged, current, (1 - decay_t).to(averaged[0].dtype))
+        else:  # integer buffers (batch norm's step count), as torch's EMA treats them
+            for p_average, p_model in zip(averaged, current, strict=True):
+                p_average.copy_(p_average * decay_t + p_model * (1 - decay_t))
+
+    return update
 
 
 class SWAEvaluation(AveragedEvaluation):
@@ -152,7 +180,7 @@ class SWAEvaluation(AveragedEvaluation):
 
 AVERAGING: dict[str, Callable[[dict[str, Any]], AveragedEvaluation | None]] = {
     "none": lambda cfg: None,
-    "ema": lambda cfg: EMAEvaluation(cfg["decay"], cfg.get("start_step", 0)),
+    "ema": lambda cfg: EMAEvaluation(cfg["decay"], cfg["start_step"], cfg["warmup"]),
     "swa": lambda cfg: SWAEvaluation(cfg["start_fraction"]),
 }
 
