@@ -23,7 +23,9 @@ ARCHITECTURES = {
     "mlp": ["architecture=mlp", "norm=batch", "clip=norm", "clip.max_norm=0.5", "optimizer=adamw",
             "optimizer.weight_decay=0.1", "regularization=l2", "callbacks.early_stopping.enabled=true",
             "callbacks.early_stopping.patience=1"],
-    "mlp-swa": ["architecture=mlp", "averaging=swa", "optimizer=rmsprop", "scheduler=step"],
+    # SWA's own learning-rate phase from epoch 7 of 10, annealed to its rate over 2 epochs (one rate for the pack)
+    "mlp-swa": ["architecture=mlp", "averaging=swa", "averaging.lr=1e-4", "averaging.anneal_epochs=2",
+                "optimizer=rmsprop", "scheduler=step"],
     "cnn": ["architecture=cnn", "architecture.channels=[8,16]", "architecture.hidden=32", "norm=batch",
             "callbacks.grad_norm=true", "averaging=ema"],
     "resnet": ["architecture=resnet", "architecture.depth=8", "norm=batch", "optimizer=momentum",
