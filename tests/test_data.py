@@ -16,7 +16,7 @@ from tricklab.data.scaling import fit_scaler
 from tricklab.data.sources import DEBIAN_FASHION_MNIST
 from tricklab.errors import DataError
 
-BASE = {"scale": "raw", "batch_size": 16, "val_fraction": 0.2, "subset": None, "data_seed": 0,
+BASE = {"scale": "raw", "std_floor": 0.0, "batch_size": 16, "val_fraction": 0.2, "subset": None, "data_seed": 0,
         "root": None, "download": False}
 
 
@@ -151,13 +151,54 @@ def test_unit_and_symmetric_scaling_map_the_training_range(kind, low, high):
     assert scaled.min() == pytest.approx(low, abs=1e-6) and scaled.max() == pytest.approx(high, abs=1e-6)
 
 
-def test_standardize_uses_training_statistics_per_channel():
+def test_standardize_channel_uses_training_statistics_per_channel():
     rng = np.random.default_rng(0)
-    x = np.stack([rng.normal(5, 2, (500, 6)), rng.normal(-3, 0.5, (500, 6))], axis=1).astype(np.float32)
-    scaler = fit_scaler("standardize", x)
-    scaled = scaler(x)
-    assert np.allclose(scaled.mean(axis=(0, 2)), 0, atol=1e-5) and np.allclose(scaled.std(axis=(0, 2)), 1, atol=1e-4)
+    x = np.stack([rng.normal(5, 2, (500, 6)), rng.normal(-3, 0.5, (500, 6)), np.full((500, 6), 7.0)],
+                 axis=1).astype(np.float32)
+    scaled = fit_scaler("standardize_channel", x)(x)
+    # the per-channel scaling standardize was before it went per feature: one μ_c and σ_c per channel (σ 0 → 1)
+    mean, std = x.mean(axis=(0, 2), keepdims=True), x.std(axis=(0, 2), keepdims=True)
+    np.testing.assert_allclose(scaled, (x - mean) / np.where(std > 0, std, 1), atol=1e-5)
+    assert np.allclose(scaled[:, :2].mean(axis=(0, 2)), 0, atol=1e-5)
+    assert np.allclose(scaled[:, :2].std(axis=(0, 2)), 1, atol=1e-4)
     assert np.allclose(fit_scaler("raw", x)(x), x)
+
+
+def test_standardize_gives_every_feature_mean_0_and_std_1_on_the_training_split():
+    rng = np.random.default_rng(0)
+    centres, spreads = rng.uniform(-10, 10, (1, 2, 3, 4)), rng.uniform(0.5, 5, (1, 2, 3, 4))
+    x = (centres + spreads * rng.normal(size=(400, 2, 3, 4))).astype(np.float32)
+    scaled = fit_scaler("standardize", x, std_floor=0.0)(x)
+    np.testing.assert_allclose(scaled.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(scaled.std(axis=0), 1, atol=1e-4)
+    per_channel = fit_scaler("standardize_channel", x)(x)
+    assert np.abs(per_channel.std(axis=0) - 1).max() > 0.3  # per channel leaves the features' spreads unequal
+
+
+@pytest.mark.parametrize("value", [0.0, 7.3])
+def test_a_constant_feature_maps_to_0_not_inf_or_nan(value):
+    x = np.random.default_rng(0).normal(size=(300, 1, 5)).astype(np.float32)
+    x[:, 0, 2] = value  # 7.3 in float32: its computed variance is rounding noise, not exactly 0
+    scaler = fit_scaler("standardize", x, std_floor=0.0)
+    scaled = scaler(x)
+    assert np.isfinite(scaled).all() and np.all(scaled[:, 0, 2] == 0)
+    assert scaler.scale[0, 0, 2] == 1  # scikit-learn's rule: σ of a constant feature is taken as 1
+    np.testing.assert_allclose(scaled[:, 0, [0, 1, 3, 4]].std(axis=0), 1, atol=1e-4)
+
+
+def test_the_std_floor_bounds_the_test_z_scores_of_near_constant_pixels(tmp_path):
+    """scikit-learn's digits: a few border pixels barely vary in training (σ < 0.1 on the 0–16 scale), so without
+    the floor a test image's value there becomes a z-score of about 50."""
+    def test_z(std_floor: float) -> float:
+        dm = datamodule("digits", tmp_path, scale="standardize", std_floor=std_floor, test_fraction=0.2)
+        return float(dm.tensors["test"][0].abs().max())
+
+    raw_train = datamodule("digits", tmp_path, test_fraction=0.2).tensors["train"][0].numpy()
+    channel_std = float(raw_train.std())  # σ_c: digits has one channel
+    assert test_z(0.0) > 40
+    # |x - μ_j| ≤ 16 on the 0–16 scale, and σ_j ≥ f·σ_c: so |z| ≤ 16/(f·σ_c)
+    assert test_z(0.1) <= 16 / (0.1 * channel_std) + 1e-3  # |z| ≤ range/(f·σ_c)
+    assert test_z(1.0) <= 16 / channel_std + 1e-3
 
 
 def test_index_batches_cover_each_sample_once_per_epoch_in_a_new_order():

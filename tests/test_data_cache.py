@@ -14,8 +14,8 @@ from tricklab.data.datamodule import TensorDataModule
 from tricklab.data.sources import SOURCES
 from tricklab.errors import ConfigError
 
-DIGITS = {"name": "digits", "test_fraction": 0.2, "scale": "standardize", "batch_size": 64, "val_fraction": 0.1,
-          "subset": None, "data_seed": 0, "root": None, "download": False}
+DIGITS = {"name": "digits", "test_fraction": 0.2, "scale": "standardize", "std_floor": 0.1, "batch_size": 64,
+          "val_fraction": 0.1, "subset": None, "data_seed": 0, "root": None, "download": False}
 
 
 @pytest.fixture

@@ -22,8 +22,11 @@ ARCHITECTURES = {
     # per-member clipping norms, weight decay that skips each member's biases and BN parameters, an L2 penalty
     "mlp": ["architecture=mlp", "norm=batch", "clip=norm", "clip.max_norm=0.5", "optimizer=adamw",
             "optimizer.weight_decay=0.1", "regularization=l2", "callbacks.early_stopping.enabled=true",
-            "callbacks.early_stopping.patience=1"],
-    "mlp-swa": ["architecture=mlp", "averaging=swa", "optimizer=rmsprop", "scheduler=step"],
+            "callbacks.early_stopping.patience=1", "callbacks.early_stopping.monitor=val/loss",
+            "callbacks.early_stopping.mode=min"],  # tested: each member's best epoch by val/loss, not by val/acc
+    # SWA's own learning-rate phase from epoch 7 of 10, annealed to its rate over 2 epochs (one rate for the pack)
+    "mlp-swa": ["architecture=mlp", "averaging=swa", "averaging.lr=1e-4", "averaging.anneal_epochs=2",
+                "optimizer=rmsprop", "scheduler=step"],
     "cnn": ["architecture=cnn", "architecture.channels=[8,16]", "architecture.hidden=32", "norm=batch",
             "callbacks.grad_norm=true", "averaging=ema"],
     "resnet": ["architecture=resnet", "architecture.depth=8", "norm=batch", "optimizer=momentum",
@@ -55,6 +58,8 @@ def history(run_dir: Path) -> list[dict]:
 def assert_twins(alone: dict, fused: dict, ignore: tuple[str, ...] = ()) -> None:
     """A fused job's record, files, history, checkpoints and test predictions are its unfused twin's."""
     assert fused["status"] == alone["status"] and fused["steps"] == alone["steps"]
+    for key in ("test_weights", "test_epoch", "test_monitor", "test_monitor_mode"):  # the weights tested
+        assert fused[key] == alone[key], key
     assert set(fused) - {"fused"} == set(alone)
     for section in ("final", "test", "best"):
         assert set(fused[section]) == set(alone[section])
@@ -91,6 +96,9 @@ def test_each_member_of_a_pack_trains_as_its_unfused_twin(tmp_path, data_dir, ar
     fused = run_pack(jobs(tmp_path, data_dir, overrides, "fused"))
     if "callbacks.early_stopping.enabled=true" in overrides:  # members stop at their own epochs, frozen in the pack
         assert min(r["steps"] for r in alone) < max(r["steps"] for r in alone) <= 100
+        for record in fused:  # each tests its best epoch by val/loss
+            losses = [float(row["val/loss"]) for row in history(Path(record["run_dir"]))]
+            assert (record["test_weights"], record["test_epoch"]) == ("best", 1 + losses.index(min(losses)))
     else:
         assert [r["steps"] for r in alone] == [100] * 4
     for record_alone, record_fused in zip(alone, fused, strict=True):

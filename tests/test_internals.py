@@ -19,6 +19,7 @@ from tricklab.internals import (
     checkpoint_contents,
     count_optimizer_step,
     early_stopping_says_stop,
+    foreach_lerp,
     hydra_args_parser,
     hydra_basic_sweeper,
     hydra_callbacks,
@@ -65,6 +66,13 @@ def test_count_optimizer_step_counts_each_torch_step_in_global_step(tmp_path):
     assert module.steps_seen == [1, 2, 3, 4, 5, 6]  # counted as soon as each update is done
     assert trainer.global_step == 6
     assert not torch.equal(before, module.net.weight)  # the update itself ran
+
+
+def test_foreach_lerp_moves_each_tensor_by_a_device_tensor_weight():
+    targets, ends = [torch.zeros(3), torch.zeros(2, 2)], [torch.ones(3), torch.full((2, 2), 2.0)]
+    foreach_lerp(targets, ends, torch.tensor(0.25))
+    torch.testing.assert_close(targets[0], torch.full((3,), 0.25))
+    torch.testing.assert_close(targets[1], torch.full((2, 2), 0.5))
 
 
 def test_checkpoint_contents_is_what_save_checkpoint_writes(tmp_path):

@@ -3,13 +3,19 @@ divergence, loggers, checkpoints) leaves the trace it should."""
 
 import csv
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
 import tricklab.callbacks
+from tricklab.data.datamodule import TensorDataModule
 from tricklab.data.sources import DEBIAN_FASHION_MNIST
+from tricklab.models import build_model
+from tricklab.results import PREDICTIONS_FILE
 
 
 def history(tmp_path, name="run"):
@@ -118,6 +124,39 @@ def test_early_stopping_stops_and_tests_the_best_weights(run_training):
         "callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=10",
     ])
     assert metrics["epochs"] == 2 and metrics["test_weights"] == "best"
+
+
+def reevaluated_probabilities(cfg, checkpoint: Path) -> np.ndarray:
+    """Softmax of the test logits of the weights in ``checkpoint``, re-evaluated from scratch."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    data = TensorDataModule(plain["data"], Path(cfg.paths.data_dir), cfg.seed)
+    model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"], data.input_shape,
+                        data.num_classes)
+    state = torch.load(checkpoint, weights_only=False)["state_dict"]
+    model.load_state_dict({key.removeprefix("model."): value for key, value in state.items()})
+    with torch.no_grad():
+        return torch.softmax(model.eval()(data.tensors["test"][0]), dim=1).numpy()
+
+
+@pytest.mark.parametrize(("monitor", "mode"), [("val/acc", "max"), ("val/loss", "min")])
+def test_early_stopping_tests_the_best_weights_by_its_own_monitor(run_training, make_config, tmp_path, monitor, mode):
+    """200 samples at lr 0.01: val/loss is lowest at epoch 3 and rises, val/acc peaks at epoch 6, so each monitor
+    picks its own epoch and early stopping (patience 2) stops after it."""
+    overrides = ["trainer.max_epochs=12", "data.subset=200", "optimizer.lr=0.01",
+                 "callbacks.early_stopping.enabled=true", f"callbacks.early_stopping.monitor={monitor}",
+                 f"callbacks.early_stopping.mode={mode}", "callbacks.early_stopping.patience=2"]
+    metrics = run_training(overrides)
+    rows = history(tmp_path)
+    epoch_by = {key: 1 + [float(r[key]) for r in rows].index(pick([float(r[key]) for r in rows]))
+                for key, pick in (("val/acc", max), ("val/loss", min))}
+    assert epoch_by["val/acc"] != epoch_by["val/loss"]  # the two monitors disagree here
+    assert (metrics["test_weights"], metrics["test_monitor"], metrics["test_monitor_mode"]) == ("best", monitor, mode)
+    assert metrics["test_epoch"] == epoch_by[monitor] < metrics["epochs"]
+    checkpoint = tmp_path / "run" / "checkpoints" / f"best-epoch{epoch_by[monitor]:03d}.ckpt"
+    probs = reevaluated_probabilities(make_config(["logger=none", *overrides]), checkpoint)
+    np.testing.assert_allclose(np.load(tmp_path / "run" / PREDICTIONS_FILE)["probs"], probs, atol=1e-5)
+    labels = np.load(tmp_path / "run" / PREDICTIONS_FILE)["labels"]
+    assert metrics["test"]["test/acc"] == pytest.approx(float((probs.argmax(1) == labels).mean()), abs=1e-6)
 
 
 def test_huge_learning_rate_is_recorded_as_diverged(run_training, tmp_path):

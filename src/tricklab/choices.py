@@ -27,6 +27,9 @@ ACTIVATIONS: dict[str, str] = {
     "selu": "SELU",
 }
 
+# data.scale: how inputs are scaled by the training split's statistics (tricklab.data.scaling).
+SCALES = ("raw", "unit", "symmetric", "standardize", "standardize_channel")
+
 
 def check(known: Collection[str], key: str, name: str) -> None:
     """Raise a ConfigError naming ``key=name`` and the known names unless ``name`` is one of them."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from tricklab.choices import ACTIVATIONS
+from tricklab.choices import ACTIVATIONS, SCALES
 from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.naming import job_dirname, sweep_dir
 from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
@@ -27,7 +27,6 @@ STUDY_PAGES = PROJECT_ROOT / "docs" / "studies"  # the generated study pages
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
 PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite", "rerun")
-SCALES = ("raw", "unit", "symmetric", "standardize")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
 
@@ -145,6 +144,8 @@ RULES: dict[str, Rule] = {
                         "[diverged] or [completed,diverged]", lambda v: set(v) <= {"completed", "diverged"}),
     "arm": Rule(str, "the name of an arm of hydra.sweeper.arms (the grid sweeper sets it), or null", nullable=True),
     "data.scale": one_of(SCALES),
+    "data.std_floor": Rule(float, "a number in [0, 1]: the floor on each feature's σ as a share of its channel's σ",
+                           lambda v: 0 <= v <= 1),
     "data.batch_size": positive(int),
     "data.val_fraction": fraction(what="a fraction of the training set"),
     "data.test_fraction": fraction(low_open=True, what="a fraction of the data"),
@@ -213,7 +214,12 @@ RULES: dict[str, Rule] = {
     "diagnostics.histograms": Rule(bool, "true or false"),
     "averaging.decay": fraction(low_open=True, what="an EMA decay"),
     "averaging.start_step": non_negative(int),
+    "averaging.warmup": Rule(bool, "true or false"),
     "averaging.start_fraction": fraction(what="a share of the epochs"),
+    "averaging.lr": Rule(float, "a learning rate > 0, or null (the rate at the SWA start, held)", lambda v: v > 0,
+                         nullable=True),
+    "averaging.anneal_epochs": non_negative(int),
+    "averaging.anneal_strategy": one_of(("cos", "linear")),
     "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
     "logger.mode": one_of(("auto", "online", "offline", "disabled")),
     "logger.tags": Rule(list, "a list of strings"),

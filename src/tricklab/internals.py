@@ -12,6 +12,11 @@ Lightning (pinned <2.7 in pyproject.toml):
   member of a fused pack stops alone); Lightning decides only inside its validation hooks.
 - ``lightning_precisions``: the ``precision=`` values Lightning accepts, to check them before Lightning loads.
 
+torch:
+- ``foreach_lerp``: ``torch._foreach_lerp_``, one fused kernel per device and dtype group for an EMA update with
+  the weight as a device tensor (torch's own EMA, ``get_ema_multi_avg_fn``, uses it; the public ``Tensor.lerp_``
+  would launch one kernel per tensor).
+
 Hydra:
 - ``hydra_callbacks``: Hydra's (empty) callback runner, to build the ``HydraContext`` that ``run_job`` needs when
   a test drives a launcher without Hydra's own entry point.
@@ -67,6 +72,17 @@ def lightning_precisions() -> tuple:
 
     return tuple(value for alias in ("_PRECISION_INPUT_STR", "_PRECISION_INPUT_STR_ALIAS", "_PRECISION_INPUT_INT")
                  for value in typing.get_args(getattr(connector, alias)))
+
+
+# --- torch -------------------------------------------------------------------------------------------------
+
+
+def foreach_lerp(targets: list[Any], ends: list[Any], weight: Any) -> None:
+    """targets[i] ← targets[i] + weight·(ends[i] − targets[i]) in place, for floating tensors of one device and
+    dtype; ``weight`` a 0-dim tensor on that device (no host sync) or a number."""
+    import torch
+
+    torch._foreach_lerp_(targets, ends, weight)
 
 
 # --- Hydra -----------------------------------------------------------------------------------------------

@@ -172,10 +172,11 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
             record.update(status="pruned", pruned_at_epoch=ctx.trial.pruned_at)
             return record
         diverged = record_outcome(record, guard)
-        use_best = cfg.callbacks.early_stopping.enabled and callbacks.checkpoint is not None and not diverged
-        trainer.test(module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False)
+        best = callbacks.checkpoint if cfg.callbacks.early_stopping.enabled and not diverged else None
+        best = best if best is not None and best.best_model_path else None
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
         record["test"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
-        record["test_weights"] = "best" if use_best else "final"
+        record_tested_weights(record, best, callbacks.history)
     except (KeyboardInterrupt, SystemExit):
         record["status"] = "interrupted"
         raise
@@ -194,6 +195,16 @@ def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         if isinstance(prepared.logger, WandbLogger):
             finish_wandb(flat_summary(record))
     return record
+
+
+def record_tested_weights(record: dict[str, Any], best: Any, history: Any) -> None:
+    """Which weights the test ran on, in the record: ``best`` (the RunCheckpoints whose best epoch, by the early
+    stopping monitor, was tested) or, when None, the final ones; and the epoch (1-based) they come from."""
+    if best is not None:
+        record.update(test_weights="best", test_epoch=best.best_epoch, test_monitor=best.monitor,
+                      test_monitor_mode=best.mode)
+    else:
+        record.update(test_weights="final", test_epoch=len(history.rows), test_monitor=None, test_monitor_mode=None)
 
 
 def resume_decision(run_dir: Path) -> str | None:

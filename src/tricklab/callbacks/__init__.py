@@ -55,7 +55,9 @@ def build_callbacks(
     if cfg.divergence.enabled:
         callbacks.guard = DivergenceGuard(cfg.divergence.get("max_loss_factor"))
     if cfg.checkpoint.enabled:
-        callbacks.checkpoint = RunCheckpoints(run_dir / "checkpoints", cfg.checkpoint.monitor, cfg.checkpoint.mode,
+        # With early stopping the best epoch is the one it judges by: the weights tested are that checkpoint's.
+        best_by = cfg.early_stopping if cfg.early_stopping.enabled else cfg.checkpoint
+        callbacks.checkpoint = RunCheckpoints(run_dir / "checkpoints", best_by.monitor, best_by.mode,
                                               cfg.checkpoint.every_seconds)
     if cfg.early_stopping.enabled:
         es = cfg.early_stopping

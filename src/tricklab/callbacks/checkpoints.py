@@ -34,6 +34,7 @@ class RunCheckpoints(Checkpoint):
         self.dirpath, self.monitor, self.mode, self.every_seconds = Path(dirpath), monitor, mode, every_seconds
         self.best_model_score: float | None = None
         self.best_model_path = ""  # the best checkpoint's file (written, or due at the next write)
+        self.best_epoch: int | None = None  # its epoch, 1-based like history.csv
         self.last_model_path = str(self.dirpath / LAST)
         self._pending_best: dict[str, Any] | None = None  # the best checkpoint's content, until written
         self._written_best = ""
@@ -48,8 +49,8 @@ class RunCheckpoints(Checkpoint):
         due = trainer.strategy.broadcast(time.monotonic() - self._written_at >= self.every_seconds)  # rank 0's
         current = self.monitored(trainer)
         if current is not None and self.improves(float(current)):
-            self.best_model_score = float(current)
-            self.best_model_path = str(self.dirpath / f"best-epoch{trainer.current_epoch + 1:03d}.ckpt")
+            self.best_model_score, self.best_epoch = float(current), trainer.current_epoch + 1
+            self.best_model_path = str(self.dirpath / f"best-epoch{self.best_epoch:03d}.ckpt")
             self._pending_best = None if due else self.snapshot(trainer)
             if due:
                 self.save(trainer, self.best_model_path)
@@ -96,13 +97,13 @@ class RunCheckpoints(Checkpoint):
         self._written_best = self.best_model_path
 
     def state_dict(self) -> dict[str, Any]:
-        """The best score and file, so that a resumed run keeps comparing against them."""
-        return {"monitor": self.monitor, "best_model_score": self.best_model_score,
+        """The best score, epoch and file, so that a resumed run keeps comparing against them."""
+        return {"monitor": self.monitor, "best_model_score": self.best_model_score, "best_epoch": self.best_epoch,
                 "best_model_path": self.best_model_path}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("monitor") == self.monitor:
-            self.best_model_score = state_dict["best_model_score"]
+            self.best_model_score, self.best_epoch = state_dict["best_model_score"], state_dict.get("best_epoch")
             self.best_model_path = self._written_best = state_dict["best_model_path"]
 
 

@@ -98,7 +98,7 @@ def _load(cfg: dict[str, Any], data_dir: Path) -> LoadedData:
     """Read the dataset, hold out validation, keep ``subset``, and scale with the training split's statistics."""
     arrays = pick(SOURCES, "data", cfg["name"])(cfg, data_dir)
     train, val = _split_validation(arrays, cfg["val_fraction"], cfg["data_seed"], cfg.get("subset"))
-    scaler = fit_scaler(cfg["scale"], train[0])
+    scaler = fit_scaler(cfg["scale"], train[0], cfg["std_floor"])
     tensors = {
         "train": _tensors(scaler(train[0]), train[1]),
         "val": _tensors(scaler(val[0]), val[1]),

@@ -27,6 +27,7 @@ from tricklab.train import (
     open_record,
     read_checkpoint,
     record_outcome,
+    record_tested_weights,
     run_logger,
 )
 
@@ -121,8 +122,9 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, 
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         use_best = first.callbacks.early_stopping.enabled
         for m in members:
-            m.record["test_weights"] = "best" if use_best and m.best_state and m.stopped != "diverged" else "final"
-            if m.record["test_weights"] == "best":
+            best = m.checkpoints if use_best and m.best_state and m.stopped != "diverged" else None
+            record_tested_weights(m.record, best, m.history)
+            if best is not None:
                 module.model.load_member(m.k, m.best_state)
         trainer.test(module, datamodule=datamodule, verbose=False)
         tests = {key: v.tolist() for key, v in module.epoch_metrics.items() if key.startswith("test")}

@@ -3,6 +3,8 @@
 - exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋ (epochs)
 - cosine: η_min + (lr_0-η_min)(1+cos(πt/T))/2     - plateau: lr·factor after `patience` flat epochs
 - onecycle (steps): warm-up to lr_0, cosine down  - warmup_cosine (steps): linear warm-up, then cosine
+
+SWA's learning-rate phase (``swa_schedule``) replaces the run's schedule from the SWA start on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
+from torch.optim.swa_utils import SWALR
 
 from tricklab.choices import check
 
@@ -75,6 +78,15 @@ def build_schedule(
         )
         return Schedule(sched, "step")
     return Schedule(_warmup_cosine(optimizer, cfg, total_steps), "step")
+
+
+def swa_schedule(optimizer: torch.optim.Optimizer, swa_lr: float | None, anneal_epochs: int,
+                 anneal_strategy: str) -> Schedule:
+    """SWA's phase (Izmailov et al. 2018; torch's SWALR), stepped per epoch: each group's lr goes from its value now,
+    lr_s, to swa_lr as lr_j = lr_s + α(min(1, j/anneal_epochs))·(swa_lr − lr_s) in the phase's epoch j (α(u) = u for
+    linear, (1 − cos πu)/2 for cos), then stays; ``swa_lr`` None: lr_s, held constant."""
+    target = [group["lr"] for group in optimizer.param_groups] if swa_lr is None else swa_lr
+    return Schedule(SWALR(optimizer, target, anneal_epochs, anneal_strategy), "epoch")
 
 
 def _warmup_cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> lr_scheduler.LRScheduler:
