@@ -9,7 +9,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 import tricklab.callbacks
-from tricklab.data.sources import DEBIAN_FASHION_MNIST
+from tricklab.data.files import DEBIAN_FASHION_MNIST
 
 
 def history(tmp_path, name="run"):
