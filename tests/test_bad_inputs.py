@@ -236,3 +236,38 @@ def test_a_missing_dataset_is_refused_before_any_folder_exists(tmp_path, capsys,
         err = result.stderr
     assert names.replace("{empty}", str(empty)) in err and ("data.download=true" in err or "data.root" in err)
     assert not out.exists()
+
+
+def test_a_run_refused_as_it_starts_leaves_no_empty_folder(tmp_path):
+    """What only the run itself can find (here: a GPU this machine lacks, found once torch is imported): its
+    new folder, holding nothing but Hydra's own files, is removed again."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    out = tmp_path / "out"
+    result = run_cli([f"paths.output_dir={out}", "trainer.accelerator=gpu", "logger=none", "threads=1"], timeout=300)
+    assert result.returncode == 2
+    check(result, "trainer.accelerator=gpu", "use trainer.accelerator=cpu")
+    assert not out.exists(), list(out.rglob("*"))
+
+
+def test_only_a_new_folder_holding_hydras_files_alone_is_discarded(tmp_path):
+    from tricklab.launch.naming import discard_if_unused, sweep_dir
+
+    def new_run(base: Path, *files: str) -> Path:
+        run_dir = Path(sweep_dir(None, str(base)))
+        (run_dir / ".hydra").mkdir()
+        (run_dir / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        (run_dir / "train.log").touch()
+        for name in files:
+            (run_dir / name).write_text("{}")
+        return run_dir
+
+    fresh = new_run(tmp_path / "a" / "runs")
+    assert discard_if_unused(fresh) and not (tmp_path / "a").exists()  # its parents too: this run made them
+    kept = new_run(tmp_path / "b" / "runs", "metrics.json")
+    assert not discard_if_unused(kept) and kept.is_dir()
+    given = tmp_path / "given"  # a folder the command line named (hydra.run.dir): never removed
+    (given / ".hydra").mkdir(parents=True)
+    assert not discard_if_unused(given) and given.is_dir()

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import finished, job_status
+from tricklab.launch.naming import discard_if_unused
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
 
@@ -418,6 +419,8 @@ def main(cfg: DictConfig) -> float | None:
         print(f"tricklab: {held}")
         return None
     except TricklabError as err:
+        if ctx.group is None:  # a single run refused as it starts: its new folder holds nothing of the run
+            discard_if_unused(ctx.run_dir)
         exit_on_user_error(err)
     from pytorch_lightning.utilities import rank_zero_only
 
