@@ -144,3 +144,141 @@ def report(*args: str) -> subprocess.CompletedProcess:
 def test_a_report_of_a_missing_or_empty_folder_is_one_clear_error(tmp_path):
     check(report(str(tmp_path / "nope")), "nope is not a folder", "give a run folder or a sweep folder")
     check(report(str(tmp_path)), "holds no metrics.json", "give a run folder")
+
+
+# A group choice that is no file of its group: (command line, group, value, nearest choice). Checked by the
+# pre-flight (tricklab.preflight) from Hydra's listing of the group, before Hydra composes: in-process.
+WRONG_CHOICES = [
+    ("optimizer=adma", "optimizer", "adma", "adam"),
+    ("init=He", "init", "He", "he"),
+    ("-m optimizer=adam,adma", "optimizer", "adma", "adam"),
+    ("-m seed=0,1 data=mnist2", "data", "mnist2", "mnist"),
+    ("experiment=optimisers", "experiment", "optimisers", "optimizers"),
+    ("hydra/launcher=locl", "hydra/launcher", "locl", "local"),
+]
+
+
+def refused(argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """Run the pre-flight checks of ``python train.py argv`` in-process; the message they exit 2 with."""
+    from tricklab.preflight import preflight
+
+    with pytest.raises(SystemExit) as exit_info:
+        preflight(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("tricklab: error: "), err
+    return err
+
+
+@pytest.mark.parametrize(("line", "group", "value", "nearest"), WRONG_CHOICES, ids=[c[0] for c in WRONG_CHOICES])
+def test_a_wrong_group_choice_is_one_paragraph_with_the_nearest(tmp_path, capsys, line, group, value, nearest):
+    out = tmp_path / "out"
+    args = line.split()
+    args.insert(int(args[0] == "-m"), f"paths.output_dir={out}")
+    err = refused(args, capsys)
+    assert f"{value} is not a choice of the config group {group}; its choices are: " in err
+    assert f"Did you mean {group}={nearest}?" in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_every_wrong_choice_is_told_at_once(tmp_path, capsys):
+    err = refused([f"paths.output_dir={tmp_path / 'out'}", "optimizer=adma", "init=glorott"], capsys)
+    assert "optimizer=adma: adma is not a choice" in err and "init=glorott: glorott is not a choice" in err
+    assert "Did you mean init=glorot?" in err
+
+
+def test_a_group_that_does_not_exist_is_named(tmp_path, capsys):
+    err = refused([f"paths.output_dir={tmp_path / 'out'}", "hydra/launchr=local"], capsys)
+    assert "hydra/launchr is not a config group" in err
+
+
+def test_a_wrong_choice_from_the_sweepers_arms_is_refused_before_the_sweep_folder(tmp_path):
+    """The grid sweeper checks what its arms (and params) choose as the command line's choices are checked."""
+    out = tmp_path / "out"
+    result = run_cli(["-m", f"paths.output_dir={out}", 'hydra.sweeper.arms={a:["optimizer=adma"],b:["optimizer=sgd"]}'],
+                     timeout=120)
+    assert result.returncode == 2, result.stderr
+    check(result, "adma is not a choice of the config group optimizer", "Did you mean optimizer=adam?")
+    assert not out.exists()
+
+
+def test_a_wrong_choice_on_the_command_line_exits_2_without_hydras_message(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli([f"paths.output_dir={out}", "optimizer=adma"], timeout=120)
+    assert result.returncode == 2
+    check(result, "optimizer=adma: adma is not a choice", "its choices are: adagrad, adam, adamw")
+    assert "Could not find" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
+    assert not out.exists()
+
+
+# A dataset that is not there and will not be downloaded: refused before Hydra creates the run folder.
+MISSING_DATA = [
+    ("data=mnist data.download=false paths.data_dir={empty}", "MNIST not found: none of {empty}/MNIST/raw"),
+    ("data=fashion_mnist data.root={empty}", "FashionMNIST not found: none of {empty}, {empty}/FashionMNIST/raw"),
+    ("data=cifar10 data.download=false paths.data_dir={empty}", "CIFAR-10 not found"),
+    ("-m seed=0,1 data=mnist data.download=false paths.data_dir={empty}", "MNIST not found"),
+]
+
+
+@pytest.mark.parametrize(("line", "names"), MISSING_DATA, ids=[c[0] for c in MISSING_DATA])
+def test_a_missing_dataset_is_refused_before_any_folder_exists(tmp_path, capsys, line, names):
+    empty, out = tmp_path / "empty", tmp_path / "out"
+    empty.mkdir()
+    args = line.replace("{empty}", str(empty)).split()
+    args.insert(int(args[0] == "-m"), f"paths.output_dir={out}")
+    if args[0] != "-m":
+        err = refused(args, capsys)
+    else:  # a sweep's jobs are the grid sweeper's to check
+        result = run_cli(args, timeout=120)
+        assert result.returncode == 2
+        check(result, names, "")
+        err = result.stderr
+    assert names.replace("{empty}", str(empty)) in err and ("data.download=true" in err or "data.root" in err)
+    assert not out.exists()
+
+
+def test_a_run_refused_as_it_starts_leaves_no_empty_folder(tmp_path):
+    """What only the run itself can find (here: a GPU this machine lacks, found once torch is imported): its
+    new folder, holding nothing but Hydra's own files, is removed again."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    out = tmp_path / "out"
+    result = run_cli([f"paths.output_dir={out}", "trainer.accelerator=gpu", "logger=none", "threads=1"], timeout=300)
+    assert result.returncode == 2
+    check(result, "trainer.accelerator=gpu", "use trainer.accelerator=cpu")
+    assert not out.exists(), list(out.rglob("*"))
+
+
+def test_only_a_new_folder_holding_hydras_files_alone_is_discarded(tmp_path):
+    from tricklab.launch.naming import discard_if_unused, sweep_dir
+
+    def new_run(base: Path, *files: str) -> Path:
+        run_dir = Path(sweep_dir(None, str(base)))
+        (run_dir / ".hydra").mkdir()
+        (run_dir / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        (run_dir / "train.log").touch()
+        for name in files:
+            (run_dir / name).write_text("{}")
+        return run_dir
+
+    fresh = new_run(tmp_path / "a" / "runs")
+    assert discard_if_unused(fresh) and not (tmp_path / "a").exists()  # its parents too: this run made them
+    kept = new_run(tmp_path / "b" / "runs", "metrics.json")
+    assert not discard_if_unused(kept) and kept.is_dir()
+    given = tmp_path / "given"  # a folder the command line named (hydra.run.dir): never removed
+    (given / ".hydra").mkdir(parents=True)
+    assert not discard_if_unused(given) and given.is_dir()
+
+
+def test_a_study_with_a_wrong_group_choice_is_refused_before_its_folder(tmp_path):
+    from tricklab.studies import folder
+
+    overrides = ["optimizer=adma", "seed=0,1"]
+    result = subprocess.run([sys.executable, "-m", "tricklab.cli", "study", "optimizers", *overrides],
+                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+    assert result.returncode == 2
+    check(result, "optimizer=adma: adma is not a choice of the config group optimizer", "Did you mean optimizer=adam?")
+    assert not folder("optimizers", overrides, PROJECT_ROOT / "outputs").exists()

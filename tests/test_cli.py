@@ -51,7 +51,7 @@ def assert_user_error(out, *fragments):
         (["optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
         (["dropout.p=1.5"], ["dropout.p=1.5", "[0, 1)"]),
         (["data.batch_size=0"], ["data.batch_size=0", "positive integer"]),
-        (["init=nonexistent"], ["init/nonexistent", "he"]),
+        (["init=nonexistent"], ["init=nonexistent: nonexistent is not a choice of the config group init", "he"]),
         (["optimizer.lrr=0.1"], ["lrr"]),
     ],
 )

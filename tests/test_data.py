@@ -11,9 +11,9 @@ import torch
 
 from tricklab.data.batches import IndexBatches
 from tricklab.data.datamodule import TensorDataModule
+from tricklab.data.files import DEBIAN_FASHION_MNIST
 from tricklab.data.idx import read_idx
 from tricklab.data.scaling import fit_scaler
-from tricklab.data.sources import DEBIAN_FASHION_MNIST
 from tricklab.errors import DataError
 
 BASE = {"scale": "raw", "std_floor": 0.0, "batch_size": 16, "val_fraction": 0.2, "subset": None, "data_seed": 0,

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from tricklab.config import CONF_DIR, validate
-from tricklab.data.sources import DEBIAN_FASHION_MNIST
+from tricklab.data.files import DEBIAN_FASHION_MNIST
 from tricklab.grid import arm_overrides, expand
 from tricklab.studies import study_files
 from tricklab.study import Study

@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import Callback
 
 import tricklab.callbacks
 from tricklab.data.datamodule import TensorDataModule
-from tricklab.data.sources import DEBIAN_FASHION_MNIST
+from tricklab.data.files import DEBIAN_FASHION_MNIST
 from tricklab.models import build_model
 from tricklab.results import PREDICTIONS_FILE
 

@@ -1,5 +1,5 @@
-"""Every check a sweep's jobs pass before the sweep creates anything: keys, values, cross-checks per job, and
-that no two jobs share a folder.
+"""Every check a sweep's jobs pass before the sweep creates anything: group choices, keys, values, cross-checks
+and the dataset's files per job, and that no two jobs share a folder.
 
 Each job is composed as Hydra will run it (``load_sweep_config``); the problems of all jobs are collected,
 each told once (a bad value shared by every job is one paragraph, not one per job).
@@ -7,7 +7,8 @@ each told once (a bad value shared by every job is one paragraph, not one per jo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -16,7 +17,8 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from tricklab.config import problems
-from tricklab.keys import group_choices, key_problems
+from tricklab.data.files import data_problems
+from tricklab.keys import choice_problems, group_choices, key_problems
 from tricklab.launch.naming import folder_clash
 
 
@@ -26,8 +28,12 @@ def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[st
     bases: dict[tuple[str, ...], DictConfig] = {}  # the config of each combination of group choices
     found: dict[str, None] = {}
     folders: list[tuple[list[str], Path]] = []  # each job's folder (below the sweep folder, not yet resolved)
+    options = group_options(config_loader, master)
     for overrides in jobs:
         parsed = parser.parse_overrides(list(overrides))
+        if wrong := choice_problems(parsed, options):  # a sweeper's params or arms may choose a config too
+            found.update(dict.fromkeys(wrong))
+            continue
         try:
             choices = tuple(group_choices(parsed))
             if choices not in bases:
@@ -35,10 +41,19 @@ def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[st
             job_problems = key_problems(bases[choices], parsed)
             if not job_problems:
                 config = config_loader.load_sweep_config(master, list(overrides))
-                job_problems = problems(config)
+                job_problems = problems(config) + data_problems(config.data, Path(config.paths.data_dir))
                 folders.append((list(overrides), Path(str(config.hydra.sweep.subdir))))
         except (HydraException, OmegaConfBaseException) as err:  # what Hydra itself refuses (a wrong type...)
             job_problems = [f"{' '.join(overrides)}: {err}".replace("\n", " ")]
         found.update(dict.fromkeys(job_problems))
     clash = folder_clash(folders)
     return list(found) + ([clash] if clash else [])
+
+
+def group_options(config_loader, master: DictConfig) -> Callable[[str], list[str]]:
+    """``options(group)``: a group's choices as the sweep's config loader lists them (with the search path the
+    sweep's command line gave), each group read once."""
+    config_name = master.hydra.job.config_name
+    searchpath = [line for line in master.hydra.overrides.hydra if line.startswith("hydra.searchpath")]
+    return functools.cache(
+        lambda group: config_loader.get_group_options(group, config_name=config_name, overrides=searchpath))

@@ -1,6 +1,6 @@
 """The config schema: the type and the allowed range of every value a user can set.
 
-Hydra already rejects unknown groups, unknown choices and typo'd keys (configs are in struct mode);
+Unknown group choices and typo'd keys are refused before Hydra runs (tricklab.preflight, tricklab.keys);
 this module checks the values, before any heavy import or training, and says what is allowed.
 It imports neither torch nor Lightning, so a bad value is reported in well under a second.
 """
@@ -26,7 +26,8 @@ STUDY_PAGES = PROJECT_ROOT / "docs" / "studies"  # the generated study pages
 
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
 # (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
-PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite", "rerun")
+PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite", "rerun",
+            "verbose")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
 
@@ -140,6 +141,7 @@ RULES: dict[str, Rule] = {
     "threads": positive(int, nullable=True),
     "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
     "overwrite": Rule(bool, "true or false"),
+    "verbose": Rule(bool, "true or false"),
     "rerun": Rule(list, "a list of the statuses a resume runs again beyond failed and cut-short ones: [completed], "
                         "[diverged] or [completed,diverged]", lambda v: set(v) <= {"completed", "diverged"}),
     "arm": Rule(str, "the name of an arm of hydra.sweeper.arms (the grid sweeper sets it), or null", nullable=True),

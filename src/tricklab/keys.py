@@ -11,11 +11,12 @@ that signature when the run starts) and under ``hydra.`` (Hydra's own settings).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Glob, Override
 from omegaconf import DictConfig, OmegaConf
 
+from tricklab.choices import unknown_choice
 from tricklab.config import CONF_DIR
 
 # Where ``+key=value`` may add a key: library pass-through, and Hydra's settings.
@@ -39,6 +40,31 @@ def group_choices(overrides: Iterable[Override]) -> list[str]:
         elif override.is_discrete_sweep():
             chosen.append(f"{override.get_key_element()}={next(iter(override.sweep_string_iterator()))}")
     return chosen
+
+
+def choice_problems(overrides: Iterable[Override], options: Callable[[str], Sequence[str]]) -> list[str]:
+    """One paragraph per config a group override chooses that its group lacks (``optimizer=adma``, or one value
+    of a sweep ``optimizer=adam,adma``); ``options(group)``: the group's choices as Hydra lists them. Checked
+    first, because Hydra cannot compose the config the other checks read without every choice."""
+    found = []
+    for override in overrides:
+        group = override.key_or_group
+        if override.is_delete() or not is_group(group):
+            continue
+        for name in _chosen(override):
+            if name not in (known := options(group)):
+                found.append(unknown_choice(override.input_line, group, name, known))
+    return found
+
+
+def _chosen(override: Override) -> list[str]:
+    """The configs a group override names: its value, or each value of a listed sweep. None for ``null`` (no
+    config), a list (several configs of one group: Hydra checks them) or a glob (it picks only what exists)."""
+    value = override.value()
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator()) if override.is_choice_sweep() and not isinstance(
+            value, Glob) else []
+    return [] if value is None or isinstance(value, (list, dict)) else [str(value)]
 
 
 def key_problems(cfg: DictConfig, overrides: Sequence[Override]) -> list[str]:

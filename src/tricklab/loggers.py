@@ -35,9 +35,10 @@ def wandb_mode(requested: str) -> str:
 
 def build_logger(
     cfg: dict[str, Any], run_dir: Path, name: str, group: str | None, tags: list[str], config: dict[str, Any],
-    own_run: bool = False,
+    own_run: bool = False, quiet: bool = False,
 ) -> Logger | None:
     """The logger ``cfg['name']`` writing under ``run_dir``; ``config`` is what W&B records as the run config.
+    ``quiet``: W&B prints nothing (``silent_wandb``).
 
     ``own_run``: start the W&B run now, as a new run beside any already open in this process (W&B's
     ``reinit="create_new"``): Lightning's WandbLogger would otherwise reuse the open one, and the members of a
@@ -52,6 +53,8 @@ def build_logger(
         settings = {"name": name, "project": cfg["project"], "entity": cfg.get("entity"),
                     "group": cfg.get("group") or group, "tags": [*tags, *cfg.get("tags", [])], "config": config,
                     "mode": mode}
+        if quiet:
+            settings["settings"] = silent_wandb()
         if own_run:
             import wandb
 
@@ -63,6 +66,17 @@ def build_logger(
     if kind == "tensorboard":
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     return None  # none
+
+
+def silent_wandb() -> Any:
+    """W&B's settings for a run that prints nothing (no banners, no run summary), also made W&B's terminal
+    setting now: W&B checks the ``anonymous`` argument Lightning always passes, and warns that it has no
+    effect, before the run's own settings apply."""
+    import wandb
+
+    settings = wandb.Settings(silent=True)
+    wandb.termsetup(settings, None)
+    return settings
 
 
 def finish_wandb(summary: dict[str, Any], run: Any = None) -> None:

@@ -1,22 +1,26 @@
 """Checks of the command line that must pass before Hydra runs, because Hydra acts on it first.
 
 Hydra creates the run or sweep folder, writes ``.hydra/`` into it and refuses unknown keys with advice to add
-a ``+`` (or takes a ``+typo`` silently) before tricklab's code sees the config. So ``python train.py`` first
-reads the command line as Hydra will and checks, all at once: every key an override names (tricklab.keys),
-every value of a single run (tricklab.config), that the output folders can be created and written, and that a
-single run does not overwrite a finished one.
+a ``+`` (or takes a ``+typo`` silently) before tricklab's code sees the config; an unknown group choice gets
+Hydra's 16-line message. So ``python train.py`` first reads the command line as Hydra will and checks every
+config a group override chooses (in a sweep, every value; tricklab.keys), then, all at once: every key an
+override names (tricklab.keys), every value of a single run (tricklab.config) and that its dataset is there
+(tricklab.data.files), that the output folders can be created and written, and that a single run does not
+overwrite a finished one.
 Any problem: one paragraph each, exit 2, nothing created. What passes is left to Hydra unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
@@ -25,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tricklab.config import CONF_DIR
 from tricklab.errors import exit_on_user_error
-from tricklab.keys import group_choices, key_problems
+from tricklab.keys import choice_problems, group_choices, key_problems
 
 # Flags after which Hydra runs nothing: there is nothing to check.
 INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion")
@@ -42,9 +46,11 @@ def preflight(argv: Sequence[str]) -> None:
         return
     try:
         overrides = OverridesParser.create().parse_overrides(list(args.overrides))
+        if found := choice_problems(overrides, group_options(overrides)):
+            exit_on_user_error("\n".join(found))  # without every choice there is no config to check further
         base = _compose(group_choices(overrides))
     except (HydraException, OmegaConfBaseException):
-        return  # a syntax error or an unknown choice: Hydra reports it itself, in one paragraph
+        return  # a syntax error: Hydra reports it itself, in one paragraph
     multirun = (bool(args.multirun) or str(base.hydra.mode) == "RunMode.MULTIRUN"
                 or _given(overrides, "hydra.mode") == "MULTIRUN")
     found = key_problems(base, overrides)
@@ -58,14 +64,30 @@ def preflight(argv: Sequence[str]) -> None:
 
 
 def _value_problems(overrides: list[str]) -> list[str]:
-    """The value checks of the run's whole config (tricklab.config), now rather than after Hydra made the run
-    folder."""
+    """The value checks of the run's whole config (tricklab.config) and that its dataset is there (or will be
+    downloaded), now rather than after Hydra made the run folder."""
     from tricklab.config import problems
+    from tricklab.data.files import data_problems
 
     try:
-        return problems(_compose(overrides))
+        cfg = _compose(overrides)
+        return problems(cfg) + data_problems(cfg.data, Path(cfg.paths.data_dir))
     except (HydraException, OmegaConfBaseException):
         return []  # a value of the wrong type for its key: Hydra says so itself
+
+
+def group_options(overrides: Sequence[Override]) -> Callable[[str], list[str]]:
+    """``options(group)``: the choices of a config group as Hydra lists them (conf/, Hydra's own and the plugins'
+    configs, and any folder a ``hydra.searchpath`` override adds), each group read once."""
+    searchpath = [o.input_line for o in overrides if o.key_or_group == "hydra.searchpath"]
+
+    @functools.cache
+    def options(group: str) -> list[str]:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            loader = GlobalHydra.instance().config_loader()
+            return loader.get_group_options(group, config_name="config", overrides=searchpath)
+
+    return options
 
 
 def _compose(overrides: list[str]) -> DictConfig:

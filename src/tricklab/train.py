@@ -18,9 +18,11 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from tricklab.chatter import quiet_libraries
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import finished, job_status
+from tricklab.launch.naming import discard_if_unused
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
 
@@ -83,7 +85,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     record = new_record(cfg, ctx, sum(p.numel() for p in model.parameters()), datamodule)
     if record["resumed_from"]:  # an unreadable checkpoint is refused before metrics.json is touched
         read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
-    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging)
+    callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging, cfg.verbose)
     if ctx.trial is not None:
         callbacks.others.append(ctx.trial)
     logger = run_logger(cfg, plain, ctx, record["name"], record["params"])
@@ -154,7 +156,13 @@ def device_of(trainer: Any) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
-    """Train and test one configuration; returns (and writes) the run's metrics.json content."""
+    """Train and test one configuration; returns (and writes) the run's metrics.json content. The libraries'
+    chatter is left out unless ``verbose`` (tricklab.chatter)."""
+    with quiet_libraries(cfg.verbose):
+        return _run(cfg, ctx)
+
+
+def _run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     prepared = prepare(cfg, ctx)
     from pytorch_lightning.loggers import WandbLogger
 
@@ -252,7 +260,8 @@ def run_logger(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: st
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
     wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
-    return build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config, own_run)
+    return build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config, own_run,
+                        quiet=not cfg.verbose)
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Any], logger: Any):
@@ -281,7 +290,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Any], logger: Any):
         callbacks=callbacks, logger=logger or False,
         enable_checkpointing=True,  # HistoryWriter is a Checkpoint, so Lightning adds no default one
         enable_progress_bar=cfg.callbacks.progress_bar != "none",
-        enable_model_summary=cfg.callbacks.progress_bar != "none",
+        enable_model_summary=cfg.callbacks.progress_bar != "none" and cfg.verbose,  # "FLOPs 0" for 8 lines
         default_root_dir=str(run_dir), num_sanity_val_steps=0, log_every_n_steps=1, **_pass_through(t),
     )
 
@@ -429,6 +438,8 @@ def main(cfg: DictConfig) -> float | None:
         print(f"tricklab: {held}")
         return None
     except TricklabError as err:
+        if ctx.group is None:  # a single run refused as it starts: its new folder holds nothing of the run
+            discard_if_unused(ctx.run_dir)
         exit_on_user_error(err)
     from pytorch_lightning.utilities import rank_zero_only
 

@@ -41,10 +41,11 @@ class RunCallbacks:
 
 
 def build_callbacks(
-    cfg: DictConfig, run_dir: Path, diagnostics: DictConfig | None = None, averaging: DictConfig | None = None
+    cfg: DictConfig, run_dir: Path, diagnostics: DictConfig | None = None, averaging: DictConfig | None = None,
+    model_summary: bool = False,
 ) -> RunCallbacks:
     """History, test predictions, divergence guard, weight averaging, per-layer diagnostics, checkpoints
-    (best + last), early stopping, summary and progress bar."""
+    (best + last), early stopping, progress bar, and the model summary when ``model_summary`` (verbose=true)."""
     average = build_averaging(averaging) if averaging is not None else None
     extra = tuple(f"val_{average.tag}/{m}" for m in ("loss", "acc", "ece")) if average else ()
     callbacks = RunCallbacks(history=HistoryWriter(run_dir / HISTORY_FILE, extra), averaging=average)
@@ -65,7 +66,7 @@ def build_callbacks(
             EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta)
         )
     if cfg.progress_bar == "rich":
-        callbacks.others += [RichProgressBar(), RichModelSummary(max_depth=2)]
+        callbacks.others += [RichProgressBar(), *([RichModelSummary(max_depth=2)] if model_summary else [])]
     elif cfg.progress_bar == "tqdm":
-        callbacks.others += [TQDMProgressBar(), ModelSummary(max_depth=2)]
+        callbacks.others += [TQDMProgressBar(), *([ModelSummary(max_depth=2)] if model_summary else [])]
     return callbacks

@@ -9,9 +9,6 @@ import numpy as np
 
 from tricklab.errors import DataError
 
-TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-TEST_BATCHES = ("test_batch",)
-
 
 def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, 32, 32) uint8 and labels (N,) from the named pickle batches in ``folder``."""

@@ -34,11 +34,3 @@ def read_idx(path: Path) -> np.ndarray:
             f"but it holds {len(raw) - header} bytes of data."
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def find_idx_file(folder: Path, stem: str) -> Path | None:
-    """``folder/stem`` or ``folder/stem.gz``, whichever exists."""
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None

@@ -14,12 +14,18 @@ from typing import Any
 import numpy as np
 
 from tricklab.data.arrays import DatasetArrays
-from tricklab.data.cifar import TEST_BATCHES, TRAIN_BATCHES, read_batches
-from tricklab.data.idx import find_idx_file, read_idx
+from tricklab.data.cifar import read_batches
+from tricklab.data.files import (
+    CIFAR_TEST_BATCHES,
+    CIFAR_TRAIN_BATCHES,
+    FILE_SETS,
+    IDX_STEMS,
+    FileSet,
+    downloads,
+    find_idx_file,
+)
+from tricklab.data.idx import read_idx
 from tricklab.errors import DataError
-
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def load_mnist1d(cfg: dict[str, Any], data_dir: Path) -> DatasetArrays:
@@ -54,92 +60,58 @@ def load_digits(cfg: dict[str, Any], data_dir: Path) -> DatasetArrays:
 
 def load_fashion_mnist(cfg: dict[str, Any], data_dir: Path) -> DatasetArrays:
     """Fashion-MNIST idx files: ``root``, else Debian's package, else torchvision's download."""
-    return _load_idx_dataset(cfg, "FashionMNIST", [DEBIAN_FASHION_MNIST, data_dir / "FashionMNIST" / "raw"], data_dir)
+    return _load_idx_dataset(cfg, FILE_SETS["fashion_mnist"], data_dir)
 
 
 def load_mnist(cfg: dict[str, Any], data_dir: Path) -> DatasetArrays:
     """MNIST idx files: ``root``, else ``data_dir/MNIST/raw``, downloaded there by torchvision."""
-    return _load_idx_dataset(cfg, "MNIST", [data_dir / "MNIST" / "raw"], data_dir)
+    return _load_idx_dataset(cfg, FILE_SETS["mnist"], data_dir)
 
 
 def load_cifar10(cfg: dict[str, Any], data_dir: Path) -> DatasetArrays:
     """CIFAR-10 pickle batches: ``root`` (or ``root/cifar-10-batches-py``), else torchvision's download."""
-    sub = "cifar-10-batches-py"
-    candidates = _candidates(cfg, [data_dir / sub], sub)
-
-    def complete(folder: Path) -> bool:
-        return all((folder / name).is_file() for name in TRAIN_BATCHES + TEST_BATCHES)
-
-    folder = _first(candidates, complete) or _download(cfg, "CIFAR10", data_dir, data_dir / sub, complete)
-    if folder is None:
-        raise _missing_error(cfg, "CIFAR-10", candidates, "the pickle batches data_batch_1..5 and test_batch")
-    x_train, y_train = read_batches(folder, TRAIN_BATCHES)
-    x_test, y_test = read_batches(folder, TEST_BATCHES)
+    folder = _local_or_downloaded(cfg, FILE_SETS["cifar10"], data_dir)
+    x_train, y_train = read_batches(folder, CIFAR_TRAIN_BATCHES)
+    x_test, y_test = read_batches(folder, CIFAR_TEST_BATCHES)
     return DatasetArrays(x_train, y_train, x_test, y_test)
 
 
-def _load_idx_dataset(cfg: dict[str, Any], tv_name: str, defaults: list[Path], data_dir: Path) -> DatasetArrays:
-    candidates = _candidates(cfg, defaults, Path(tv_name) / "raw")
-
-    def complete(folder: Path) -> bool:
-        return all(find_idx_file(folder, stem) for stem in IDX_STEMS)
-
-    raw_dir = data_dir / tv_name / "raw"
-    folder = _first(candidates, complete) or _download(cfg, tv_name, data_dir, raw_dir, complete)
-    if folder is None:
-        raise _missing_error(cfg, tv_name, candidates, "the four idx files " + ", ".join(IDX_STEMS) + " (.gz or not)")
+def _load_idx_dataset(cfg: dict[str, Any], files: FileSet, data_dir: Path) -> DatasetArrays:
+    folder = _local_or_downloaded(cfg, files, data_dir)
     x_train, y_train, x_test, y_test = (read_idx(find_idx_file(folder, stem)) for stem in IDX_STEMS)
     for images, labels, split in ((x_train, y_train, "train"), (x_test, y_test, "t10k")):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(
-                f"{tv_name} in {folder} is corrupt: {split} images have shape {images.shape} but labels "
+                f"{files.tv_name} in {folder} is corrupt: {split} images have shape {images.shape} but labels "
                 f"{labels.shape}; expected (N, rows, cols) images and N labels."
             )
     return DatasetArrays(x_train[:, None], y_train, x_test[:, None], y_test)
 
 
-def _candidates(cfg: dict[str, Any], defaults: list[Path], sub: Path | str) -> list[Path]:
-    """Folders to look in: ``root`` and ``root/sub`` when a root is given, else the defaults."""
-    if cfg.get("root"):
-        root = Path(cfg["root"]).expanduser()
-        return [root, root / sub]
-    return defaults
+def _local_or_downloaded(cfg: dict[str, Any], files: FileSet, data_dir: Path) -> Path:
+    """The folder holding every file of ``files``: found, else downloaded; DataError when neither."""
+    folder = files.find(cfg, data_dir) or _download(cfg, files, data_dir)
+    if folder is None:
+        raise DataError(files.missing(cfg, data_dir))
+    return folder
 
 
-def _first(folders: list[Path], complete: Callable[[Path], bool]) -> Path | None:
-    return next((f for f in folders if complete(f)), None)
-
-
-def _download(
-    cfg: dict[str, Any], tv_name: str, data_dir: Path, expected: Path, complete: Callable[[Path], bool]
-) -> Path | None:
-    """Let torchvision download ``tv_name`` into ``data_dir`` (only without an explicit root)."""
-    if cfg.get("root") or not cfg.get("download"):
+def _download(cfg: dict[str, Any], files: FileSet, data_dir: Path) -> Path | None:
+    """Let torchvision download ``files`` into ``data_dir`` (only with data.download=true and no data.root)."""
+    if not downloads(cfg):
         return None
     import torchvision.datasets
 
     try:
         for train in (True, False):
-            getattr(torchvision.datasets, tv_name)(str(data_dir), train=train, download=True)
+            getattr(torchvision.datasets, files.tv_name)(str(data_dir), train=train, download=True)
     except Exception as err:  # network errors come in many types; all mean the same to the user
         raise DataError(
-            f"Could not download {tv_name} into {data_dir} ({type(err).__name__}: {err}). Put the files "
+            f"Could not download {files.tv_name} into {data_dir} ({type(err).__name__}: {err}). Put the files "
             f"there by hand, or point data.root at a folder that holds them."
         ) from None
-    return expected if complete(expected) else None
-
-
-def _missing_error(cfg: dict[str, Any], name: str, searched: list[Path], what: str) -> DataError:
-    hint = (
-        "data.root was given, so nothing is downloaded"
-        if cfg.get("root")
-        else "set data.download=true to let torchvision download it, or point data.root at the files"
-    )
-    if name == "FashionMNIST":
-        hint += "; on Debian, `apt-get install dataset-fashion-mnist` provides it"
-    return DataError(
-        f"{name} not found: none of {', '.join(map(str, searched))} holds {what}; {hint}."
-    )
+    expected = data_dir / files.sub
+    return expected if files.complete(expected) else None
 
 
 SOURCES: dict[str, Callable[[dict[str, Any], Path], DatasetArrays]] = {

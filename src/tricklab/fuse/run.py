@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from tricklab.chatter import quiet_libraries
 from tricklab.train import (
     RunContext,
     build_trainer,
@@ -41,6 +42,11 @@ def run_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
     that resumes from the same step trains as a pack of its own, one after the other. A member that had stopped
     (early stopping, divergence) before the pack was cut short joins a resumed group, frozen, to be tested.
     """
+    with quiet_libraries(any(cfg.verbose for cfg, _ in jobs)):
+        return _run_pack(jobs)
+
+
+def _run_pack(jobs: list[tuple[DictConfig, RunContext]]) -> list[dict[str, Any]]:
     for cfg, _ in jobs:
         get_ready(cfg)
     groups: dict[int | None, list[tuple[DictConfig, RunContext]]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import shutil
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -21,6 +22,7 @@ SAFE_CHARS = "=,.-_+[]:@"
 DEFAULT_JOB = "defaults"
 
 _fresh_dirs: dict[str, str] = {}
+_made_parents: dict[str, list[Path]] = {}  # base -> the folders above a new folder that creating it made
 
 
 def sweep_dir(resume: str | None, base: str) -> str:
@@ -48,6 +50,7 @@ def _existing(resume: str) -> str:
 
 def create_sweep_dir(base: Path) -> str:
     """A new folder `<base>/<date>_<time>_<6 hex>`, created with mkdir(exist_ok=False), retrying on a clash."""
+    _made_parents[str(base)] = [p for p in (base, *base.parents) if not p.exists()]  # deepest first
     base.mkdir(parents=True, exist_ok=True)
     while True:
         path = base / f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
@@ -56,6 +59,31 @@ def create_sweep_dir(base: Path) -> str:
         except FileExistsError:
             continue
         return str(path)
+
+
+def discard_if_unused(run_dir: Path) -> bool:
+    """Remove ``run_dir`` when this process created it (``sweep_dir``: a single run's new folder) and it holds
+    only what Hydra writes into every run's folder (``.hydra/`` and an empty log), so that a run refused as it
+    starts (its download failed, its GPUs are missing) leaves no folder behind. True when removed."""
+    base = next((b for b, d in _fresh_dirs.items() if Path(d).resolve() == run_dir.resolve()), None)
+    if base is None:
+        return False  # a folder given on the command line, or a sweep's job folder: not ours to remove
+    if not all(_hydra_own(entry) for entry in run_dir.iterdir()):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in _made_parents.get(base, []):  # outputs/runs, when this run made it: rmdir keeps any in use
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+    return True
+
+
+def _hydra_own(entry: Path) -> bool:
+    """``entry`` of a run folder is one Hydra writes at every start: ``.hydra/``, or the job's log still empty."""
+    if entry.name == ".hydra":
+        return entry.is_dir()
+    return entry.suffix == ".log" and entry.is_file() and entry.stat().st_size == 0
 
 
 def job_dirname(override_dirname: str) -> str:
