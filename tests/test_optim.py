@@ -89,6 +89,11 @@ def test_step_decay():
     assert lr_trajectory("step", step_size=3, gamma=0.5) == pytest.approx([0.5 ** (t // 3) for t in range(10)])
 
 
+def test_step_decay_at_milestones():
+    lrs = lr_trajectory("step", milestones=[5, 8], gamma=0.1)
+    assert lrs == pytest.approx([1.0] * 5 + [0.1] * 3 + [0.01] * 2)
+
+
 def test_cosine_reaches_eta_min_after_max_epochs():
     lrs = lr_trajectory("cosine", epochs=10)
     assert lrs == pytest.approx([(1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)])

@@ -185,6 +185,8 @@ RULES: dict[str, Rule] = {
     "optimizer.betas": Rule(list, "a list of two numbers in [0, 1), e.g. [0.9, 0.999]", _betas),
     "scheduler.gamma": fraction(low_open=True, high_open=False),
     "scheduler.step_size": positive(int),
+    "scheduler.milestones": Rule(list, "a non-empty list of positive epochs, or null", _positive_int_list,
+                                 nullable=True),
     "scheduler.eta_min": non_negative(),
     "scheduler.pct_start": fraction(low_open=True),
     "scheduler.div_factor": positive(),

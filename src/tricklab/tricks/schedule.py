@@ -1,6 +1,6 @@
 """Learning-rate schedules, each stepped after every optimizer step or after every epoch (validation included).
 
-- exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋ (epochs)
+- exponential: lr_t = lr_0·γ^t (epochs)          - step: lr_0·γ^⌊t/step_size⌋, or ×γ at each milestone (epochs)
 - cosine: η_min + (lr_0-η_min)(1+cos(πt/T))/2     - plateau: lr·factor after `patience` flat epochs
 - onecycle (steps): warm-up to lr_0, cosine down  - warmup_cosine (steps): linear warm-up, then cosine
 
@@ -63,6 +63,9 @@ def build_schedule(
     if name == "exponential":
         return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "epoch")
     if name == "step":
+        if cfg.get("milestones"):  # ×γ after each listed epoch (He et al. 2016: at 50% and 75% of the run)
+            return Schedule(lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg["milestones"]), gamma=cfg["gamma"]),
+                            "epoch")
         return Schedule(lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"]), "epoch")
     if name == "cosine":
         return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"]), "epoch")
