@@ -213,3 +213,10 @@ def test_sigterm_stops_the_rounds_sweep_records_the_round_and_exits_143(tmp_path
     (record,) = [json.loads(p.read_text()) for p in tmp_path.rglob("study.json")]
     assert record["rounds"][-1]["exit_code"] == 143 and record["rounds"][-1]["finished_jobs"] == 0
     assert "the same command resumes it: tricklab study norms" in capfd.readouterr().err
+
+
+def test_page_may_follow_the_study_name():
+    from tricklab.cli import _page_option
+
+    assert _page_option(None, ["--page", "docs/studies", "a=1"]) == (Path("docs/studies"), ["a=1"])
+    assert _page_option(None, ["a=1", "--page=p"]) == (Path("p"), ["a=1"])

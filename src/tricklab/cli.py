@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tricklab`` script; user errors give one paragraph and exit status 2."""
     args = parser().parse_args(argv)
+    if args.command == "study":  # --page after the name lands among the overrides (argparse's REMAINDER)
+        args.page, args.overrides = _page_option(args.page, args.overrides)
     try:
         if args.command == "report":
             from tricklab.report import make_report
@@ -66,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         print_user_error(err)
         return USER_ERROR_EXIT
     return 0
+
+
+def _page_option(page: Path | None, overrides: list[str]) -> tuple[Path | None, list[str]]:
+    """``--page DIR`` / ``--page=DIR`` taken out of ``overrides``, where it lands when it follows the name."""
+    rest, found = [], page
+    items = iter(overrides)
+    for item in items:
+        if item == "--page":
+            found = Path(next(items, ""))
+        elif item.startswith("--page="):
+            found = Path(item.partition("=")[2])
+        else:
+            rest.append(item)
+    return found, rest
 
 
 if __name__ == "__main__":
