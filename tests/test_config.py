@@ -128,3 +128,30 @@ def test_config_files_document_their_trick():
     for group in groups:
         for path in Path(CONF_DIR / group).glob("*.yaml"):
             assert path.read_text().startswith("#"), f"{path} should open with a comment stating its trick"
+
+
+def _leaves(node, prefix):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}"
+
+
+def test_every_leaf_of_every_group_yaml_has_a_value_rule_or_names_its_check():
+    """RULES is a second schema beside conf/: a key added to a YAML without a rule would pass unchecked."""
+    from omegaconf import OmegaConf
+
+    from tricklab.config import CHECKED_ELSEWHERE, CONF_DIR, FAMILY_RULES, RULES
+
+    specific = {key for rules in FAMILY_RULES.values() for key in rules}
+    unchecked = []
+    for path in sorted(CONF_DIR.glob("*/*.yaml")):
+        group = path.parent.name
+        if group in ("hydra", "experiment", "hparams_search"):  # Hydra's own, and overrides of the groups' keys
+            continue
+        for key in _leaves(OmegaConf.to_container(OmegaConf.load(path)), group):
+            if key not in RULES and key not in specific and key not in CHECKED_ELSEWHERE \
+                    and key.split(".", 1)[1] not in CHECKED_ELSEWHERE:
+                unchecked.append(f"{path.relative_to(CONF_DIR)}: {key}")
+    assert unchecked == []

@@ -227,6 +227,9 @@ RULES: dict[str, Rule] = {
     "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
     "logger.mode": one_of(("auto", "online", "offline", "disabled")),
     "logger.tags": Rule(list, "a list of strings"),
+    "logger.project": Rule(str, "a W&B project name"),
+    "logger.entity": Rule(str, "a W&B entity (user or team), or null", nullable=True),
+    "logger.group": Rule(str, "a W&B group name, or null (the sweep's)", nullable=True),
     "trainer.max_epochs": positive(int),
     "trainer.check_val_every_n_epoch": positive(int),
     "trainer.steps_per_call": positive(int),
@@ -254,6 +257,17 @@ FAMILY_RULES: dict[str, dict[str, Rule]] = {
 
 # Metrics a monitor can only see when there is a validation split.
 VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callbacks.checkpoint.monitor")
+
+
+# Group leaves that RULES leaves to another check, and which one: a test holds every leaf of conf/ to RULES or here.
+CHECKED_ELSEWHERE = {
+    "name": "each group's choice name: its registry (tricklab.choices.pick) names the allowed ones",
+    "architecture.family": "the architecture registry, like architecture.name",
+    "paths.root_dir": "preflight: created and written by trying (tricklab.preflight)",
+    "paths.output_dir": "preflight, likewise",
+    "paths.data_dir": "preflight, likewise",
+    "trainer.defaults": "Hydra's defaults list of the trainer group (not a value)",
+}
 
 
 def validate(cfg: DictConfig) -> None:
