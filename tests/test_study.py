@@ -297,3 +297,17 @@ def test_layer_ratio_reads_the_last_hidden_layer_not_the_logits(tmp_path):
                           {"step": 0, "layer": 1, "activation": "relu", "act_std": 0.5},
                           {"step": 0, "layer": 2, "activation": "none", "act_std": 7.0}])
     assert metric_value(Run(run.path, run.metrics), "layer_ratio/act_std") == 0.5
+
+
+def test_the_page_flags_an_arm_that_diverged_in_some_seeds(tmp_path):
+    from tricklab.report import make_report
+
+    arms = {"plain": ARMS["plain"], "batch": ARMS["batch"]}
+    for seed in range(4):
+        write_run(tmp_path / "runs" / f"p{seed}", ["norm=none", f"seed={seed}"], test_acc=0.8, val_accs=(0.7, 0.8))
+        write_run(tmp_path / "runs" / f"b{seed}", ["norm=batch", f"seed={seed}"], test_acc=0.9, val_accs=(0.8, 0.9),
+                  status="diverged" if seed == 0 else "completed")
+    _as_study_folder(tmp_path / "runs", ONE_CLAIM, arms)
+    make_report(tmp_path / "runs", page=tmp_path / "pages")
+    text = (tmp_path / "pages" / "bn.md").read_text()
+    assert "**Arm batch diverged in 1 of 4 seeds**" in text and "Arm plain diverged" not in text

@@ -217,12 +217,20 @@ def _changes_section(study: Study, previous: dict[str, Any], answers: dict[str, 
 
 
 def _warnings(study: Study, sweep: Sweep) -> list[str]:
+    """Arms whose runs never leave chance, and arms that diverged in some seeds but not all (their comparisons
+    keep only the seeds where both sides finished, which flatters the side that diverged)."""
     from tricklab.study import near_chance
 
-    flagged = near_chance(study, sweep)
-    return [("\n".join(f"- **Arm {arm} never leaves chance** (its best validation accuracy, {acc:.3f} on average, "
-                        f"stays within 10% of the way from chance, {chance:.2f}, to 1): a comparison with it says "
-                        f"little." for arm, acc, chance in flagged))] if flagged else []
+    lines = [f"- **Arm {arm} never leaves chance** (its best validation accuracy, {acc:.3f} on average, stays "
+             f"within 10% of the way from chance, {chance:.2f}, to 1): a comparison with it says little."
+             for arm, acc, chance in near_chance(study, sweep)]
+    for arm in study.arms:
+        statuses = [run.status for run in sweep.runs if study.arm_of(run) == arm]
+        diverged = statuses.count("diverged")
+        if 0 < diverged < len(statuses):
+            lines.append(f"- **Arm {arm} diverged in {diverged} of {len(statuses)} seeds**: its comparisons pair "
+                         f"only the seeds where both sides finished, which leaves its failures out of its mean.")
+    return ["\n".join(lines)] if lines else []
 
 
 def regime_table(study: Study, sweep: Sweep) -> str:
