@@ -14,7 +14,7 @@ def test_sweep_over_architectures_runs_end_to_end(tmp_path, data_dir):
     result = run_cli([
         "-m", "architecture=resnet,inception,plain_deep",
         "logger=none", "callbacks.progress_bar=tqdm", f"paths.output_dir={tmp_path}", f"paths.data_dir={data_dir}",
-        *TINY,
+        "verbose=true", *TINY,  # the layer summary is Lightning's chatter: printed only when verbose
     ])
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(tmp_path.glob("multirun/*/*/metrics.json"))
@@ -22,7 +22,7 @@ def test_sweep_over_architectures_runs_end_to_end(tmp_path, data_dir):
     assert sorted(r["choices"]["architecture"] for r in records) == ["inception", "plain_deep", "resnet"]
     assert all(r["status"] == "completed" and r["epochs"] == 1 for r in records)
     assert len({r["params"] for r in records}) == 3
-    # Each job printed its layer summary (tqdm bar) and its parameter count.
+    # Each job printed its layer summary (verbose, tqdm bar) and its parameter count.
     out = result.stdout + result.stderr
     assert out.count("Total params") == 3
     assert all(f"{r['params']:,}" in out for r in records)
