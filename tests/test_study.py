@@ -311,3 +311,17 @@ def test_the_page_flags_an_arm_that_diverged_in_some_seeds(tmp_path):
     make_report(tmp_path / "runs", page=tmp_path / "pages")
     text = (tmp_path / "pages" / "bn.md").read_text()
     assert "**Arm batch diverged in 1 of 4 seeds**" in text and "Arm plain diverged" not in text
+
+
+def test_an_arm_read_only_at_initialisation_is_not_flagged_as_near_chance(tmp_path):
+    from tricklab.study import near_chance
+
+    block = {"question": "q", "claims": [{**BLOCK["claims"][0], "metric": "layer_spread/act_std", "direction": "lower",
+                                          "delta": 0.1}]}
+    for seed in range(2):
+        write_run(tmp_path / f"p{seed}", ["norm=none", f"seed={seed}"], val_accs=(0.1,))
+        write_run(tmp_path / f"b{seed}", ["norm=batch", f"seed={seed}"], val_accs=(0.1,))
+    arms = {"plain": ARMS["plain"], "batch": ARMS["batch"]}
+    assert near_chance(Study.from_config("bn", block, arms), load_sweep(tmp_path)) == []
+    assert [a for a, *_ in near_chance(Study.from_config("bn", ONE_CLAIM, arms), load_sweep(tmp_path))] == \
+        ["plain", "batch"]

@@ -470,9 +470,16 @@ def _unit_value(runs: list[Run], metric: str) -> float:
 
 def near_chance(study: Study, sweep: Sweep) -> list[tuple[str, float, float]]:
     """(arm, its mean best validation accuracy, chance) for each arm whose runs never leave chance: their mean
-    best val/acc stays below chance + 10% of the way from chance (1/classes) to 1."""
+    best val/acc stays below chance + 10% of the way from chance (1/classes) to 1. Only arms that a claim reads
+    after training: a claim on layers.csv (layer_ratio/, layer_spread/) measures the net at initialisation."""
+    trained = set()
+    for claim in study.claims:
+        for entry in (claim.baseline, *claim.arms):
+            arm, metric = split_arm(entry, claim.metric)
+            if not metric.startswith(("layer_ratio/", "layer_spread/")):
+                trained.update(study.groups.get(arm, (arm,)))
     flagged = []
-    for arm in study.arms:
+    for arm in (arm for arm in study.arms if arm in trained):
         runs = [run for run in sweep.runs if study.arm_of(run) == arm and run.status == "completed"]
         classes = [run.metrics.get("num_classes") for run in runs if isinstance(run.metrics.get("num_classes"), int)]
         best = [v for v in (metric_value(run, "best/val/acc") for run in runs) if math.isfinite(v)]
