@@ -52,7 +52,8 @@ def test_a_recurrent_gain_above_one_makes_the_gradients_explode(run_training, tm
 
 
 def test_the_rnn_trains_on_mnist1d(run_training, tmp_path):
-    metrics = run_training(["architecture=rnn", "trainer.max_epochs=3", "data.subset=1000", "optimizer.lr=3e-3"])
+    # at lr 3e-3 the loss of this ReLU RNN bounces (2.252 -> 2.193 -> 2.246 on this torch build); 1e-3 descends
+    metrics = run_training(["architecture=rnn", "trainer.max_epochs=3", "data.subset=1000", "optimizer.lr=1e-3"])
     losses = [float(r["train/loss"]) for r in csv.DictReader((tmp_path / "run" / "history.csv").open())]
     assert metrics["status"] == "completed" and losses[-1] < losses[0]
 
