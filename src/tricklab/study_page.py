@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -192,12 +193,16 @@ def _previous(sidecar: Path, design: str) -> dict[str, Any]:
         return {}
     old = json.loads(sidecar.read_text())
     if old.get("design") == design:
-        return old.get("previous", {})
-    if "answers" in old:
-        verdicts = {key: a["verdict"] for key, a in old["answers"].items()}
+        previous = old.get("previous", {})
+    elif "answers" in old:
+        previous = {"commit": old.get("Commit", "-"), "verdicts": {k: a["verdict"] for k, a in old["answers"].items()}}
     else:  # a page of the fixed-seed design: "verdict: arm vs baseline (metric)"
-        verdicts = dict(reversed(line.split(": ", 1)) for line in old.get("verdicts", []))
-    return {"commit": old.get("Commit", "-"), "verdicts": verdicts}
+        previous = {"commit": old.get("Commit", "-"),
+                    "verdicts": dict(reversed(line.split(": ", 1)) for line in old.get("verdicts", []))}
+    if "verdicts" in previous:  # the fixed-seed pages labelled a group with its best member: "adam (best: ...)"
+        previous["verdicts"] = {re.sub(r" \(best: [^)]*\)", "", key): verdict
+                                for key, verdict in previous["verdicts"].items()}
+    return previous
 
 
 def _changes_section(study: Study, previous: dict[str, Any], answers: dict[str, dict[str, str]]) -> list[str]:
