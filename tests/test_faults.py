@@ -164,6 +164,7 @@ def test_a_signal_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
+    assert f" resume={sweep}\n" in out.split("Resume it with: python ")[1], out  # and how to resume it
     statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
     assert "interrupted" in statuses
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)  # no orphan trains on
