@@ -596,3 +596,27 @@ def test_a_sweep_ends_with_its_configs_best_first_by_the_jobs_return_value(tmp_p
     assert "best first by best/val/acc" in out
     assert out.index("init=b") < out.index("init=a")  # mean best val/acc 0.8 > 0.5, though test/acc is lower
     assert "0.8000 ± 0.1414" in out
+
+
+def test_a_resumed_sweep_refuses_a_job_cut_short_whose_config_changed(tmp_path, capsys):
+    from tricklab.checks import resumed_job_problems
+
+    def job_config(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", [f"resume={tmp_path}", "hydra.sweep.subdir=job0", *overrides],
+                           return_hydra_config=True)
+
+    job = tmp_path / "job0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"")
+    started = job_config("seed=0", "trainer.max_epochs=2")
+    OmegaConf.save(OmegaConf.masked_copy(started, [k for k in started if k != "hydra"]), job / ".hydra/config.yaml")
+    (job / "metrics.json").write_text(json.dumps({"status": "interrupted"}))
+    assert resumed_job_problems(job_config("seed=0", "trainer.max_epochs=2", "logger=none")) == []
+    assert resumed_job_problems(job_config("seed=0", "trainer.max_epochs=4")) == []  # trains on for longer
+    assert "resumes with trainer.max_epochs 2 → 4" in capsys.readouterr().err
+    (problem,) = resumed_job_problems(job_config("seed=1", "trainer.max_epochs=2"))
+    assert f"{job} holds a run cut short" in problem and "seed 0 → 1" in problem
+    (job / "metrics.json").write_text(json.dumps({"status": "failed"}))  # a failed job starts over: any config
+    assert resumed_job_problems(job_config("seed=1")) == []

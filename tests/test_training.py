@@ -368,3 +368,51 @@ def test_gpus_this_machine_lacks_are_refused_before_the_data_is_loaded(tmp_path)
     assert ("trainer.accelerator=gpu with trainer.devices=2 cannot run on this machine: it asks for 2 GPU(s), and "
             "this machine has 0") in result.stderr
     assert not data.exists()  # refused before MNIST-1D was generated
+
+
+class StopInEpoch(Callback):
+    """Ctrl-C in the middle of epoch ``epoch`` (1-based), as tricklab.signals turns Ctrl-C and SIGTERM into it."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch + 1 == self.epoch and batch_idx == 2:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_mid_epoch_writes_its_finished_epochs_and_resumes_as_if_never_stopped(
+        run_training, tmp_path, monkeypatch, capsys):
+    # Steps of one minibatch a call, so that the stop falls inside an epoch; no clock write before it (60 s).
+    overrides = ["trainer.max_epochs=3", "data.subset=1024", "trainer.steps_per_call=1"]
+    build = tricklab.callbacks.build_callbacks
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks",
+                        lambda *args: (c := build(*args), c.others.append(StopInEpoch(2)))[0])
+    with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt in fit
+        run_training(overrides)
+    cut = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert cut["status"] == "interrupted" and cut["epochs"] == 1
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks", build)
+    capsys.readouterr()
+    resumed = run_training(overrides)
+    assert "tricklab: resuming from epoch 2 of 3 (1 done;" in capsys.readouterr().out
+    assert resumed["status"] == "completed" and resumed["steps"] == 24
+    straight = run_training(overrides, name="straight")
+    assert resumed["test"] == straight["test"]  # nothing lost, nothing trained twice
+    same = [{k: v for k, v in row.items() if "time" not in k} for row in history(tmp_path)]
+    assert same == [{k: v for k, v in row.items() if "time" not in k} for row in history(tmp_path, "straight")]
+
+
+def test_a_run_that_fails_writes_no_checkpoint_on_its_way_out(run_training, tmp_path, monkeypatch):
+    class Fail(StopInEpoch):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.current_epoch == 1:
+                raise RuntimeError("boom")
+
+    build = tricklab.callbacks.build_callbacks
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks",
+                        lambda *args: (c := build(*args), c.others.append(Fail(2)))[0])
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(["trainer.max_epochs=3", "data.subset=256"])
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # a failed run starts over
