@@ -84,7 +84,8 @@ def shown(progress: SweepProgress, out: TextIO | None = None) -> Iterator[None]:
     from rich.console import Console
     from rich.live import Live
 
-    with Live(progress, console=Console(file=out, highlight=False), refresh_per_second=2, transient=True), _logging_to(sys.stdout):
+    live = Live(progress, console=Console(file=out, highlight=False), refresh_per_second=2, transient=True)
+    with live, _logging_to(sys.stdout):
         yield  # inside Live, sys.stdout is rich's proxy: what is written there goes above the live line
 
 
