@@ -104,6 +104,43 @@ def test_a_finished_single_run_is_not_overwritten_unless_asked(tmp_path, data_di
     assert hashes(run_dir)["metrics.json"] != before["metrics.json"]
 
 
+def cut_short(run_dir: Path) -> None:
+    """Make the finished run in ``run_dir`` look cut short after its epochs, as a kill leaves it."""
+    record = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "interrupted"}))
+
+
+def test_a_run_cut_short_is_not_continued_with_another_config_and_nothing_is_touched(tmp_path, data_dir):
+    run_dir = tmp_path / "run"
+    args = [*QUIET, "data.subset=256", f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
+    assert run_cli([*args, "trainer.max_epochs=1"]).returncode == 0
+    cut_short(run_dir)
+    before = hashes(run_dir)
+    changed = run_cli([*args, "trainer.max_epochs=1", "optimizer.lr=0.01", "norm=batch", "threads=2"])
+    assert changed.returncode == 2 and "Traceback" not in changed.stderr
+    assert "optimizer.lr 0.001 → 0.01" in changed.stderr and "norm.name none → batch" in changed.stderr
+    assert "threads" not in changed.stderr  # plumbing: how a run is run, not what it trains
+    assert len(changed.stderr.strip().split("\n\n")) == 1 and "overwrite=true" in changed.stderr
+    assert hashes(run_dir) == before  # not even .hydra/config.yaml was rewritten
+    longer = run_cli([*args, "trainer.max_epochs=2", "logger=csv"])  # training on for longer is what resuming is for
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "resumes with trainer.max_epochs 1 → 2" in longer.stderr
+    assert "tricklab: resuming from epoch 2 of 2 (1 done;" in longer.stdout
+    done = json.loads((run_dir / "metrics.json").read_text())
+    assert done["status"] == "completed" and done["epochs"] == 2 and done["resumed_from"].endswith("last.ckpt")
+
+
+def test_config_changes_leave_out_the_plumbing():
+    from tricklab.resume import config_changes
+
+    saved = {"optimizer": {"lr": 0.1, "name": "sgd"}, "paths": {"output_dir": "a"}, "threads": 1, "seed": 0,
+             "callbacks": {"progress_bar": "rich", "grad_norm": False}, "logger": {"name": "wandb"}}
+    new = {"optimizer": {"lr": 0.1, "name": "adam"}, "paths": {"output_dir": "b"}, "threads": 2, "seed": 0,
+           "callbacks": {"progress_bar": "none", "grad_norm": True}, "logger": {"name": "none"}, "arm": "x"}
+    assert config_changes(saved, new) == {"arm": ("(not set)", "x"), "callbacks.grad_norm": (False, True),
+                                          "optimizer.name": ("sgd", "adam")}
+
+
 # --- a sweep -----------------------------------------------------------------------------------------------
 
 def sweep_args(tmp_path: Path, data_dir: Path, *extra: str) -> list[str]:
@@ -164,6 +201,7 @@ def test_a_signal_to_a_sweep_launcher_interrupts_its_jobs_prints_the_summary_and
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err[-3000:]
     assert "interrupted" in out and "Manifest:" in out, out  # the summary, with the job it stopped
+    assert f" resume={sweep}\n" in out.split("Resume it with: python ")[1], out  # and how to resume it
     statuses = [status(d) for d in sweep.iterdir() if d.is_dir()]
     assert "interrupted" in statuses
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=30)  # no orphan trains on

@@ -207,7 +207,7 @@ def test_a_fused_sweep_gives_every_job_its_own_folder_files_and_wandb_run(tmp_pa
         runs.append(wandb_run)
         assert wandb_run.group == root.name and wandb_run.config["seed"] == record["seed"]
         assert wandb_run.config["init"] == record["choices"]["init"]
-        assert [row["epoch"] for row in wandb_run.history if "val/acc" in row] == [0, 1]
+        assert [row["epoch"] for row in wandb_run.history if "val/acc" in row] == [1, 2]  # 1-based
         assert wandb_run.summary["test/acc"] == record["test"]["test/acc"]
     assert len({r.run_id for r in runs}) == 4
     manifest = json.loads((root / "sweep.json").read_text())

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,7 +82,7 @@ def test_cpu_workers_split_the_cores_and_hide_gpus():
         env = slot.env()
         assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_WAIT_POLICY"] == "PASSIVE"
         assert env["OMP_NUM_THREADS"] == str(len(slot.cores))  # never more threads than cores
-    assert plan_slots(None, [], [0, 1]) == [Slot(gpus=(), cores=(0, 1))]
+    assert plan_slots(None, [], [0, 1]) == [Slot(gpus=(), cores=(0,)), Slot(gpus=(), cores=(1,))]  # one per core
 
 
 @pytest.mark.parametrize(("workers", "gpus", "jobs_per_gpu", "expected"), [
@@ -263,6 +265,9 @@ def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_p
     manifest = read_manifest(sweep)
     assert manifest["counts"]["completed"] == 4 and len(manifest["jobs"]) == 4
     assert "4 completed, 0 diverged, 0 failed" in result.stdout
+    assert result.stdout.count(" completed in ") == 4 and "[4/4] #" in result.stdout  # a line per finished job
+    assert "\x1b[" not in result.stdout  # piped: no live redraw
+    assert "sweep results, best first by best/val/acc" in result.stdout  # and the results table at the end
     workers = {job["pid"]: tuple(job["cores"]) for job in manifest["jobs"].values()}
     assert len(workers) == 2  # two workers, each ran two jobs
     assert len(set(workers.values())) == 2 and all(job["device"] == "cpu" for job in manifest["jobs"].values())
@@ -467,6 +472,13 @@ def test_local_launcher_config_composes():
                         "workers": 3, "gpus": "auto", "fuse": 1, "jobs_per_gpu": 1}
 
 
+def test_sweeps_use_the_local_launcher_unless_another_is_chosen():
+    assert composed_hydra()["launcher"]["_target_"].endswith("local_launcher.WorkerPoolLauncher")
+    assert composed_hydra()["launcher"]["workers"] is None  # one per GPU, else one per core (plan_slots)
+    assert composed_hydra("hydra/launcher=basic")["launcher"]["_target_"] == \
+        "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
 @pytest.mark.parametrize(("overrides", "slots", "says"), [
     (["hydra.launcher.gpus=[0,1]", "hydra.launcher.jobs_per_gpu=2"], 4, None),
     (["hydra.launcher.gpus=[0,1]", "hydra.launcher.jobs_per_gpu=2", "hydra.launcher.workers=5"], 0, "at most 4"),
@@ -515,3 +527,96 @@ def test_two_launchers_on_one_sweep_merge_their_manifest_entries(tmp_path):
     assert len(manifest["launches"]) == 2
     assert {manifest["launches"][job["launch"]]["overrides"][0] for job in manifest["jobs"].values()} == \
         {"seed=0", "seed=1"}  # each job points at the launch that ran it
+
+
+# --- what a sweep shows while it runs and when it ends -----------------------------------------------------
+
+def test_sweep_progress_counts_jobs_and_estimates_from_finished_ones(monkeypatch):
+    from tricklab.launch import progress as shown_progress
+
+    now = [100.0]
+    monkeypatch.setattr(shown_progress.time, "monotonic", lambda: now[0])
+    progress = shown_progress.SweepProgress(total=6, earlier=1, workers=2)  # one job finished by an earlier launch
+    assert progress.line() == "sweep 1/6 done · 0 running · 0 failed · 5 pending · ETA —"
+    progress.started(1)
+    progress.started(2)
+    now[0] = 110.0
+    assert progress.finished(1, "seed=1", "completed", 0.8125) == \
+        "[2/6] #1 completed in 10.0 s · best val/acc 0.8125 · seed=1 · ETA 15 s"
+    # 3 pending at 10 s each + job 2, 10 s into its 10 s, over 2 workers
+    assert progress.eta_s() == 15.0
+    progress.started(3)
+    now[0] = 114.0
+    progress.finished(2, "seed=2", "failed", None)
+    # mean 12 s: 2 pending jobs + 8 s left of job 3, over 2 workers
+    assert progress.line() == ("sweep 3/6 done · 1 running · 1 failed · 2 pending · ETA 16 s · "
+                               "last: seed=2 best val/acc —")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_live_sweep_line_is_drawn_on_a_terminal_only():
+    from tricklab.launch.progress import SweepProgress, shown
+
+    progress = SweepProgress(total=4, earlier=0, workers=2)
+    piped = io.StringIO()
+    with shown(progress, piped):
+        progress.started(0)
+    assert piped.getvalue() == ""  # piped: no redrawn line, the finished jobs' log lines are the record
+    terminal = _Terminal()
+    with shown(progress, terminal):
+        time.sleep(0.6)  # rich redraws twice a second
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # rich colours the numbers
+    assert "sweep 0/4 done · 1 running · 0 failed · 3 pending · ETA —" in drawn
+
+
+def test_an_interrupted_sweep_prints_the_command_that_resumes_it(tmp_path, monkeypatch, capsys):
+    from tricklab.launch.jobs import SweepJobs
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "seed=0,1", "resume=elsewhere", "init=he"])
+    jobs = SweepJobs(None, None)
+    jobs.manifest = SweepManifest(tmp_path, ["seed=0,1"])
+    jobs.interrupted()
+    assert f"Resume it with: python train.py -m seed=0,1 init=he resume={tmp_path}\n" in capsys.readouterr().out
+
+
+def test_a_sweep_ends_with_its_configs_best_first_by_the_jobs_return_value(tmp_path, capsys):
+    from tricklab.launch.jobs import print_results
+
+    for name, seed, best, test in [("a0", 0, 0.5, 0.9), ("b0", 0, 0.7, 0.6), ("b1", 1, 0.9, 0.6)]:
+        (tmp_path / name).mkdir()
+        record = {"status": "completed", "seed": seed, "overrides": [f"init={name[0]}", f"seed={seed}"],
+                  "best": {"val/acc": best}, "test": {"test/acc": test}, "epochs": 1}
+        (tmp_path / name / "metrics.json").write_text(json.dumps(record))
+    print_results(tmp_path)
+    out = capsys.readouterr().out
+    assert "best first by best/val/acc" in out
+    assert out.index("init=b") < out.index("init=a")  # mean best val/acc 0.8 > 0.5, though test/acc is lower
+    assert "0.8000 ± 0.1414" in out
+
+
+def test_a_resumed_sweep_refuses_a_job_cut_short_whose_config_changed(tmp_path, capsys):
+    from tricklab.checks import resumed_job_problems
+
+    def job_config(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", [f"resume={tmp_path}", "hydra.sweep.subdir=job0", *overrides],
+                           return_hydra_config=True)
+
+    job = tmp_path / "job0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / "checkpoints").mkdir()
+    (job / "checkpoints" / "last.ckpt").write_bytes(b"")
+    started = job_config("seed=0", "trainer.max_epochs=2")
+    OmegaConf.save(OmegaConf.masked_copy(started, [k for k in started if k != "hydra"]), job / ".hydra/config.yaml")
+    (job / "metrics.json").write_text(json.dumps({"status": "interrupted"}))
+    assert resumed_job_problems(job_config("seed=0", "trainer.max_epochs=2", "logger=none")) == []
+    assert resumed_job_problems(job_config("seed=0", "trainer.max_epochs=4")) == []  # trains on for longer
+    assert "resumes with trainer.max_epochs 2 → 4" in capsys.readouterr().err
+    (problem,) = resumed_job_problems(job_config("seed=1", "trainer.max_epochs=2"))
+    assert f"{job} holds a run cut short" in problem and "seed 0 → 1" in problem
+    (job / "metrics.json").write_text(json.dumps({"status": "failed"}))  # a failed job starts over: any config
+    assert resumed_job_problems(job_config("seed=1")) == []

@@ -248,10 +248,10 @@ def test_csv_and_tensorboard_loggers_write_the_epoch_metrics(run_training, tmp_p
     if logger == "csv":
         rows = list(csv.DictReader(files[0].open()))
         assert sum(1 for r in rows if r.get("val/acc")) == 2
-        # at the optimizer step (3 an epoch, all in one Lightning call), with Lightning's 0-based epoch
-        assert [(r["epoch"], r["step"]) for r in rows if r.get("train/loss")] == [("0", "3"), ("1", "6")]
-        assert [(r["epoch"], r["step"]) for r in rows if r.get("val/loss")] == [("0", "3"), ("1", "6")]
-        assert [r["step"] for r in rows if r.get("test/acc")] == ["6"]
+        # at the optimizer step (3 an epoch, all in one Lightning call), with the 1-based epoch (metrics.logged_epoch)
+        assert [(r["epoch"], r["step"]) for r in rows if r.get("train/loss")] == [("1", "3"), ("2", "6")]
+        assert [(r["epoch"], r["step"]) for r in rows if r.get("val/loss")] == [("1", "3"), ("2", "6")]
+        assert [(r["epoch"], r["step"]) for r in rows if r.get("test/acc")] == [("2", "6")]  # the last one trained
 
 
 def test_same_seed_same_result(run_training):
@@ -368,3 +368,94 @@ def test_gpus_this_machine_lacks_are_refused_before_the_data_is_loaded(tmp_path)
     assert ("trainer.accelerator=gpu with trainer.devices=2 cannot run on this machine: it asks for 2 GPU(s), and "
             "this machine has 0") in result.stderr
     assert not data.exists()  # refused before MNIST-1D was generated
+
+
+class StopInEpoch(Callback):
+    """Ctrl-C in the middle of epoch ``epoch`` (1-based), as tricklab.signals turns Ctrl-C and SIGTERM into it."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch + 1 == self.epoch and batch_idx == 2:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_mid_epoch_writes_its_finished_epochs_and_resumes_as_if_never_stopped(
+        run_training, tmp_path, monkeypatch, capsys):
+    # Steps of one minibatch a call, so that the stop falls inside an epoch; no clock write before it (60 s).
+    overrides = ["trainer.max_epochs=3", "data.subset=1024", "trainer.steps_per_call=1"]
+    build = tricklab.callbacks.build_callbacks
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks",
+                        lambda *args: (c := build(*args), c.others.append(StopInEpoch(2)))[0])
+    with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt in fit
+        run_training(overrides)
+    cut = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert cut["status"] == "interrupted" and cut["epochs"] == 1
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 8
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks", build)
+    capsys.readouterr()
+    resumed = run_training(overrides)
+    assert "tricklab: resuming from epoch 2 of 3 (1 done;" in capsys.readouterr().out
+    assert resumed["status"] == "completed" and resumed["steps"] == 24
+    straight = run_training(overrides, name="straight")
+    assert resumed["test"] == straight["test"]  # nothing lost, nothing trained twice
+    same = [{k: v for k, v in row.items() if "time" not in k} for row in history(tmp_path)]
+    assert same == [{k: v for k, v in row.items() if "time" not in k} for row in history(tmp_path, "straight")]
+
+
+def test_a_run_that_fails_writes_no_checkpoint_on_its_way_out(run_training, tmp_path, monkeypatch):
+    class Fail(StopInEpoch):
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.current_epoch == 1:
+                raise RuntimeError("boom")
+
+    build = tricklab.callbacks.build_callbacks
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks",
+                        lambda *args: (c := build(*args), c.others.append(Fail(2)))[0])
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(["trainer.max_epochs=3", "data.subset=256"])
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # a failed run starts over
+
+
+def test_the_progress_bar_numbers_epochs_from_1_and_says_it_counts_calls():
+    from types import SimpleNamespace
+
+    from tricklab.callbacks.progress import epoch_label
+
+    def trainer(epoch: int, calls: float, steps: int, max_epochs: int = 20):
+        datamodule = SimpleNamespace(train_steps_per_epoch=lambda: steps)
+        return SimpleNamespace(current_epoch=epoch, max_epochs=max_epochs, num_training_batches=calls,
+                               datamodule=datamodule)
+
+    assert epoch_label(trainer(2, 1, 29)) == "epoch 3/20 · 29 steps in 1 call"
+    assert epoch_label(trainer(0, 4, 100, max_epochs=-1)) == "epoch 1 · 100 steps in 4 calls"
+    assert epoch_label(trainer(0, float("inf"), 1)) == "epoch 1/20"
+
+
+@pytest.mark.parametrize("bar", ["rich", "tqdm"])
+def test_a_runs_bar_shows_its_epoch_as_history_csv_numbers_it(run_training, tmp_path, monkeypatch, bar):
+    from tricklab.callbacks.progress import EpochRichProgressBar, EpochTQDMProgressBar
+
+    seen = []
+
+    class ReadBar(Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            (shown,) = [c for c in trainer.callbacks if isinstance(c, (EpochRichProgressBar, EpochTQDMProgressBar))]
+            if isinstance(shown, EpochRichProgressBar):
+                seen.append(next(t.description for t in shown.progress.tasks if t.id == shown.train_progress_bar_id))
+            else:
+                seen.append(shown.train_progress_bar.desc.removesuffix(": "))  # tqdm adds the colon
+
+    build = tricklab.callbacks.build_callbacks
+
+    def with_bar(cfg, *args):
+        cfg.progress_bar = bar
+        callbacks = build(cfg, *args)
+        callbacks.others.append(ReadBar())
+        return callbacks
+
+    monkeypatch.setattr(tricklab.callbacks, "build_callbacks", with_bar)
+    run_training(["trainer.max_epochs=2", "data.subset=300", "trainer.steps_per_call=2"])  # 3 steps an epoch
+    assert seen == ["epoch 1/2 · 3 steps in 2 calls", "epoch 2/2 · 3 steps in 2 calls"]
+    assert [int(r["epoch"]) for r in history(tmp_path)] == [1, 2]

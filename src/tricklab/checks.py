@@ -1,5 +1,6 @@
 """Every check a sweep's jobs pass before the sweep creates anything: group choices, keys, values, cross-checks
-and the dataset's files per job, and that no two jobs share a folder.
+and the dataset's files per job, that no two jobs share a folder, and that a resumed job cut short keeps its
+config.
 
 Each job is composed as Hydra will run it (``load_sweep_config``); the problems of all jobs are collected,
 each told once (a bad value shared by every job is one paragraph, not one per job).
@@ -43,11 +44,22 @@ def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[st
                 config = config_loader.load_sweep_config(master, list(overrides))
                 job_problems = problems(config) + data_problems(config.data, Path(config.paths.data_dir))
                 folders.append((list(overrides), Path(str(config.hydra.sweep.subdir))))
+                job_problems += resumed_job_problems(config)
         except (HydraException, OmegaConfBaseException) as err:  # what Hydra itself refuses (a wrong type...)
             job_problems = [f"{' '.join(overrides)}: {err}".replace("\n", " ")]
         found.update(dict.fromkeys(job_problems))
     clash = folder_clash(folders)
     return list(found) + ([clash] if clash else [])
+
+
+def resumed_job_problems(config: DictConfig) -> list[str]:
+    """In a resumed sweep (``resume=<sweep dir>``), a job cut short continues from its last.ckpt: with the config it
+    started with (tricklab.resume). A new sweep's folder does not exist yet, and resolving it would create it."""
+    from tricklab.resume import resume_problems
+
+    if config.get("resume") is None:
+        return []
+    return resume_problems(Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir), config)
 
 
 def group_options(config_loader, master: DictConfig) -> Callable[[str], list[str]]:

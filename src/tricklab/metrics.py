@@ -72,7 +72,7 @@ def _eval_metrics(num_classes: int) -> torch.nn.ModuleDict:
 
 def log_epoch(trainer: pl.Trainer, metrics: dict[str, torch.Tensor | float], prog_bar: bool = False) -> None:
     """Record metrics already reduced over an epoch: averaged over processes, sent to every logger at step
-    ``trainer.global_step`` (optimizer steps; with ``epoch``, 0-based as Lightning logs it), and put where
+    ``trainer.global_step`` (optimizer steps; with ``epoch``, 1-based: ``logged_epoch``), and put where
     callbacks and the progress bar read them (``trainer.callback_metrics``, ``trainer.progress_bar_metrics``).
 
     Not ``self.log``: Lightning would log them at its count of training batches, and a batch here holds several
@@ -87,8 +87,15 @@ def log_epoch(trainer: pl.Trainer, metrics: dict[str, torch.Tensor | float], pro
     if prog_bar:
         trainer.progress_bar_metrics.update(numbers)
     for logger in trainer.loggers:
-        logger.log_metrics({**numbers, "epoch": trainer.current_epoch}, step=trainer.global_step)
+        logger.log_metrics({**numbers, "epoch": logged_epoch(trainer)}, step=trainer.global_step)
         logger.save()
+
+
+def logged_epoch(trainer: pl.Trainer) -> int:
+    """The epoch metrics belong to, 1-based as history.csv, the checkpoints' names and the progress bar count it:
+    while fitting, the one running (Lightning's ``current_epoch`` counts from 0); after it (testing), the last
+    one trained. Lightning's own ``epoch`` would be 0-based, so every logger is given this one."""
+    return trainer.current_epoch + (trainer.state.fn == "fit")
 
 
 def steps_per_epoch(trainer: pl.Trainer) -> int:

@@ -6,7 +6,7 @@ Hydra's 16-line message. So ``python train.py`` first reads the command line as 
 config a group override chooses (in a sweep, every value; tricklab.keys), then, all at once: every key an
 override names (tricklab.keys), every value of a single run (tricklab.config) and that its dataset is there
 (tricklab.data.files), that the output folders can be created and written, and that a single run does not
-overwrite a finished one.
+overwrite a finished one, nor continue a run cut short with another config.
 Any problem: one paragraph each, exit 2, nothing created. What passes is left to Hydra unchanged.
 """
 
@@ -58,7 +58,7 @@ def preflight(argv: Sequence[str]) -> None:
         found += _value_problems(list(args.overrides))
     found += path_problems(base, overrides, multirun)
     if not multirun:
-        found += overwrite_problems(overrides)
+        found += overwrite_problems(overrides) + resumed_config_problems(list(args.overrides), overrides)
     if found:
         exit_on_user_error("\n".join(found))
 
@@ -149,3 +149,17 @@ def overwrite_problems(overrides: Sequence[Override]) -> list[str]:
     return [f"hydra.run.dir={run_dir} holds a {status} run; running again would replace its metrics.json, "
             f"history.csv and checkpoints. Add overwrite=true to train it again from the start there, or choose "
             f"another hydra.run.dir (a run cut short there would resume instead)."]
+
+
+def resumed_config_problems(lines: list[str], overrides: Sequence[Override]) -> list[str]:
+    """A single run given the folder of a run cut short (``hydra.run.dir``) continues it: with the config it
+    started with (tricklab.resume), checked now, before Hydra writes the new config over the saved one."""
+    from tricklab.resume import resume_problems
+
+    run_dir = _given(overrides, "hydra.run.dir")
+    if run_dir is None:
+        return []
+    try:
+        return resume_problems(Path(str(run_dir)), _compose(lines))
+    except (HydraException, OmegaConfBaseException):
+        return []  # a value of the wrong type for its key: Hydra says so itself

@@ -28,9 +28,10 @@ def averaged_metrics(sweep: Sweep) -> tuple[str, ...]:
     return tuple(sorted(k for k in keys if k != "test/acc"))
 
 
-def summarise(sweep: Sweep) -> Report:
-    """The table rows (best first by mean test accuracy) and the effect of each swept factor."""
-    metrics = METRICS + averaged_metrics(sweep)
+def summarise(sweep: Sweep, rank_by: str = RANK_BY, metrics: tuple[str, ...] | None = None) -> Report:
+    """The table rows (best first by the mean of ``rank_by``, by default test accuracy) with ``metrics`` (by
+    default METRICS and any averaged weights' accuracy), and the effect of each swept factor."""
+    metrics = metrics or METRICS + averaged_metrics(sweep)
     rows = [
         ConfigSummary(
             label=config.label(sweep.swept), config=config,
@@ -38,7 +39,7 @@ def summarise(sweep: Sweep) -> Report:
             statuses=Counter(run.status for run in config.runs),
             epochs=float(np.mean([run.metrics.get("epochs") or 0 for run in config.runs])),
             wall_time_s=float(np.mean([run.metrics.get("wall_time_s") or 0 for run in config.runs])),
-            ensemble=config.ensemble(),
+            ensemble=config.ensemble(), rank_by=rank_by,
         )
         for config in sweep.configs
     ]
@@ -119,14 +120,14 @@ def markdown(report: Report) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def print_table(report: Report) -> None:
-    """The configs table on the terminal."""
+def print_table(report: Report, title: str | None = None) -> None:
+    """The configs table on the terminal, under ``title`` (by default the report's)."""
     from rich.console import Console
     from rich.table import Table
 
     header, rows = table(report)
     console = Console() if sys.stdout.isatty() else Console(width=200)  # piped: don't squeeze to 80 columns
-    out = Table(title=f"tricklab report · {report.sweep.root}")
+    out = Table(title=title or f"tricklab report · {report.sweep.root}")
     for name in header:
         out.add_column(name, overflow="fold")
     for row in rows:

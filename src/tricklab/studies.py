@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import re
 import signal
 import subprocess
@@ -131,13 +130,6 @@ def list_studies() -> None:
             print(f"  - {claim.get('question', '')} [{claim.get('source', '')}]")
 
 
-def workers() -> int:
-    """One worker per GPU, else one per CPU core this process may use."""
-    import torch
-
-    return torch.cuda.device_count() or len(os.sched_getaffinity(0))
-
-
 def run_study(name: str, overrides: list[str], output_dir: Path | None = None, page: Path | None = None) -> Path:
     """Run (or resume) study ``name`` with ``overrides`` round by round on the local launcher until every
     comparison is decided or at the cap, then write its report (and its page into ``page``) and print its
@@ -150,8 +142,7 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None, p
     plan = study.plan(overrides)
     out = folder(name, overrides, (output_dir or _output_dir(overrides)).resolve())
     command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
-               f"hydra.launcher.workers={workers()}", f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}",
-               *overrides]
+               f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}", *overrides]
     from tricklab.signals import exit_like_a_shell
     from tricklab.study_page import commit
 

@@ -52,10 +52,11 @@ class ConfigSummary:
     epochs: float
     wall_time_s: float
     ensemble: dict[str, float] | None = None
+    rank_by: str = RANK_BY  # the metric (one of ``stats``) the table is sorted by, best first
 
     @property
     def rank(self) -> float:
-        stat = self.stats.get(RANK_BY)
+        stat = self.stats.get(self.rank_by)
         return stat.mean if stat else -math.inf
 
 

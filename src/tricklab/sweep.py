@@ -56,7 +56,10 @@ class Run:
         return {k: v for k, v in pairs if k != "seed" and not k.startswith(PLUMBING)}
 
     def metric(self, key: str) -> float:
-        """``test/*`` from the test results, anything else from the last epoch; NaN when absent."""
+        """``test/*`` from the test results, ``best/<metric>`` the best epoch's (``best/val/acc``), anything else
+        from the last epoch; NaN when absent."""
+        if key.startswith("best/"):
+            return _number((self.metrics.get("best") or {}).get(key.removeprefix("best/")))
         section = "test" if key.startswith("test") else "final"
         return _number((self.metrics.get(section) or {}).get(key))
 

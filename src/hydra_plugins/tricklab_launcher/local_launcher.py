@@ -1,8 +1,8 @@
-"""``hydra/launcher=local``: a sweep's jobs in parallel worker processes, K per GPU or K on the CPU.
+"""``hydra/launcher=local`` (the default for ``-m``): a sweep's jobs in parallel worker processes.
 
-    python train.py -m hydra/launcher=local init=glorot,he seed=0,1,2              # one worker per GPU
-    python train.py -m hydra/launcher=local hydra.launcher.jobs_per_gpu=4 seed=0,1,2,3,4,5,6,7  # 4 per GPU
-    python train.py -m hydra/launcher=local hydra.launcher.workers=2 seed=0,1,2,3  # no GPU: 2 CPU workers
+    python train.py -m init=glorot,he seed=0,1,2               # one worker per GPU, else one per CPU core
+    python train.py -m hydra.launcher.jobs_per_gpu=4 seed=0,1,2,3,4,5,6,7  # 4 per GPU
+    python train.py -m hydra.launcher.workers=2 seed=0,1,2,3   # 2 workers
 
 ``jobs_per_gpu`` is for small nets, whose steps are launch-bound: one process leaves most of a GPU idle, and
 several processes on it add up. The K jobs of a GPU share its memory with no limit between them. Without GPUs
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class LocalLauncherConf:
     _target_: str = "hydra_plugins.tricklab_launcher.local_launcher.WorkerPoolLauncher"
-    # Parallel worker processes. null: jobs_per_gpu per GPU, or 1 without GPUs. With GPUs at most
+    # Parallel worker processes. null: jobs_per_gpu per GPU, or one per CPU core without GPUs. With GPUs at most
     # GPUs x jobs_per_gpu.
     workers: Any = None
     # GPU ids, each worker owns one; auto: those in CUDA_VISIBLE_DEVICES, else every GPU; []: CPU only.
@@ -72,14 +72,16 @@ class WorkerPoolLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """Run the jobs on the worker pool (skipping completed ones), keep sweep.json current; their JobReturns."""
         from tricklab.launch.jobs import SweepJobs
+        from tricklab.launch.progress import shown
 
         self.jobs = self.jobs or SweepJobs(self.config, self.hydra_context)
-        to_run = self.jobs.begin(job_overrides, initial_job_idx)
         pool = self._pool()
+        to_run = self.jobs.begin(job_overrides, initial_job_idx, workers=len(pool.slots))
         log.info(f"Sweep {self.config.hydra.sweep.dir}: {len(to_run)} jobs to run on "
                  f"{min(len(pool.slots), len(to_run))} workers ({len(job_overrides) - len(to_run)} completed earlier)")
         try:
-            pool.run(self._packed(to_run), self._started, self.jobs.finished)
+            with shown(self.jobs.progress):
+                pool.run(self._packed(to_run), self._started, self.jobs.finished)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (tricklab.signals): the pool has stopped its workers
             self.jobs.interrupted()
             raise

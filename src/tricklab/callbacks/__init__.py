@@ -11,8 +11,6 @@ from pytorch_lightning.callbacks import (
     EarlyStopping,
     ModelSummary,
     RichModelSummary,
-    RichProgressBar,
-    TQDMProgressBar,
 )
 
 from tricklab.callbacks.averaging import AveragedEvaluation, build_averaging
@@ -21,6 +19,7 @@ from tricklab.callbacks.diagnostics import LayerDiagnostics
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.callbacks.history import HistoryWriter
 from tricklab.callbacks.predictions import TestPredictions
+from tricklab.callbacks.progress import EpochRichProgressBar, EpochTQDMProgressBar
 from tricklab.results import HISTORY_FILE, LAYERS_FILE, PREDICTIONS_FILE
 
 
@@ -66,7 +65,7 @@ def build_callbacks(
             EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience, min_delta=es.min_delta)
         )
     if cfg.progress_bar == "rich":
-        callbacks.others += [RichProgressBar(), *([RichModelSummary(max_depth=2)] if model_summary else [])]
+        callbacks.others += [EpochRichProgressBar(), *([RichModelSummary(max_depth=2)] if model_summary else [])]
     elif cfg.progress_bar == "tqdm":
-        callbacks.others += [TQDMProgressBar(), *([ModelSummary(max_depth=2)] if model_summary else [])]
+        callbacks.others += [EpochTQDMProgressBar(), *([ModelSummary(max_depth=2)] if model_summary else [])]
     return callbacks

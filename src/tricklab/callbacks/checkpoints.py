@@ -6,6 +6,12 @@ So the best epoch is still chosen every epoch, but files are written at most eve
 of the checkpoint Lightning would have written then) until the next write. Each write puts best first, then
 last: on disk they are always a consistent pair, and a run killed between writes loses at most
 ``every_seconds`` of training. ``every_seconds=0`` writes at every epoch's end.
+
+A run stopped by Ctrl-C or SIGTERM loses nothing of its finished epochs: the last epoch end's state is kept in
+memory until the next write and written as last.ckpt then (the epoch it was stopped in trains again on resume).
+Not the state at the signal, as Lightning's ``OnExceptionCheckpoint`` writes it: a mid-epoch checkpoint resumes
+in an epoch whose start hooks do not run again and whose batch order is not resumable (Lightning warns so),
+while every record here (history.csv, the epoch metrics, the schedules) counts whole epochs.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class RunCheckpoints(Checkpoint):
         self.best_epoch: int | None = None  # its epoch, 1-based like history.csv
         self.last_model_path = str(self.dirpath / LAST)
         self._pending_best: dict[str, Any] | None = None  # the best checkpoint's content, until written
+        self._pending_last: dict[str, Any] | None = None  # the last epoch end's state, until written
         self._written_best = ""
         self._written_at = time.monotonic()
 
@@ -48,19 +55,31 @@ class RunCheckpoints(Checkpoint):
             return
         due = trainer.strategy.broadcast(time.monotonic() - self._written_at >= self.every_seconds)  # rank 0's
         current = self.monitored(trainer)
-        if current is not None and self.improves(float(current)):
+        improved = current is not None and self.improves(float(current))
+        if improved:
             self.best_model_score, self.best_epoch = float(current), trainer.current_epoch + 1
             self.best_model_path = str(self.dirpath / f"best-epoch{self.best_epoch:03d}.ckpt")
-            self._pending_best = None if due else self.snapshot(trainer)
+        # This epoch end (its best already in our state), kept for a new best or a stop before the next write.
+        state = None if due else self.snapshot(trainer)
+        if improved:
+            self._pending_best = state
             if due:
                 self.save(trainer, self.best_model_path)
                 self._forget_written_best(trainer)
         if due:
             self._write(trainer)
+        self._pending_last = state
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The final state as last.ckpt (and a best not yet written)."""
         self._write(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """Ctrl-C or SIGTERM (tricklab.signals makes both a KeyboardInterrupt): the epochs finished since the last
+        write are written now (last.ckpt = the last epoch end), so the resumed run continues after them. A run
+        that failed is not written: it starts over."""
+        if isinstance(exception, KeyboardInterrupt) and self._pending_last is not None:
+            self._write(trainer, self._pending_last)
 
     def improves(self, value: float) -> bool:
         """Whether ``value`` of the monitored metric beats the best so far (NaN never does)."""
@@ -69,13 +88,17 @@ class RunCheckpoints(Checkpoint):
         best = self.best_model_score
         return best is None or (value < best if self.mode == "min" else value > best)
 
-    def _write(self, trainer: pl.Trainer) -> None:
-        """A best checkpoint kept in memory, then the current state as last.ckpt."""
+    def _write(self, trainer: pl.Trainer, last: dict[str, Any] | None = None) -> None:
+        """A best checkpoint kept in memory, then ``last`` (by default the current state) as last.ckpt."""
         if self._pending_best is not None:
             trainer.strategy.save_checkpoint(self._pending_best, self.best_model_path)
             self._pending_best = None
             self._forget_written_best(trainer)
-        self.save(trainer, self.last_model_path)
+        if last is None:
+            self.save(trainer, self.last_model_path)
+        else:
+            trainer.strategy.save_checkpoint(last, self.last_model_path)
+        self._pending_last = None
         self._written_at = time.monotonic()
 
     def monitored(self, trainer: pl.Trainer) -> Any:

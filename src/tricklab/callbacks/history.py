@@ -38,6 +38,9 @@ class HistoryWriter(Checkpoint):
             self.rows = [row for row in self._read() if row["epoch"] <= trainer.current_epoch]
             if self.rows:
                 self.carried_s = self.rows[-1].get("total_time_s", self.rows[-1].get("time_s", 0.0))
+        if trainer.current_epoch > 0 and trainer.is_global_zero:  # only a resumed run starts past epoch 0
+            print(f"tricklab: resuming from epoch {trainer.current_epoch + 1} of {trainer.max_epochs} "
+                  f"({trainer.current_epoch} done; {trainer.ckpt_path})", flush=True)
         if trainer.is_global_zero:
             self._write()  # the header, and the rows of the epochs a resumed run has done
 

@@ -26,6 +26,7 @@ from tricklab.callbacks.predictions import TestPredictions, save_predictions
 from tricklab.fuse.checkpoints import BEST_STATE, GUARD_STATE, PACK_MEMBER, member_checkpoint
 from tricklab.fuse.module import PackModule
 from tricklab.internals import checkpoint_contents, early_stopping_says_stop
+from tricklab.metrics import logged_epoch
 from tricklab.stages import CallSteps, StepCallback
 
 
@@ -151,7 +152,7 @@ class PackRecorder(Checkpoint):
                 m.steps = trainer.global_step
             m.history.append(trainer.current_epoch + 1, m.steps, m.metrics)
             if m.logger is not None:
-                m.logger.log_metrics({**m.metrics, "epoch": trainer.current_epoch}, step=m.steps)
+                m.logger.log_metrics({**m.metrics, "epoch": logged_epoch(trainer)}, step=m.steps)
                 m.logger.save()
             if not diverged:
                 self._judge(trainer, pl_module, m)

@@ -43,7 +43,8 @@ def thread_env(threads: int) -> dict[str, str]:
 def plan_slots(workers: int | None, gpus: Sequence[str], cores: Sequence[int], jobs_per_gpu: int = 1) -> list[Slot]:
     """One slot per worker. With GPUs: one GPU each, dealt round-robin, so that no GPU gets more than
     ``jobs_per_gpu`` slots and a sweep of fewer workers spreads over all GPUs (workers ≤ GPUs × jobs_per_gpu;
-    null = that many). Without: ``workers`` CPU workers (null = 1); ``jobs_per_gpu`` above 1 is then refused
+    null = that many). Without: ``workers`` CPU workers (null = one per core, each owning its core, as
+    ``tricklab study`` has always run its jobs); ``jobs_per_gpu`` above 1 is then refused
     rather than ignored, since it cannot mean what was asked. The cores are split into disjoint, nearly equal
     shares; with more workers than cores each worker gets one core, shared round-robin."""
     if not _positive_int(jobs_per_gpu):
@@ -64,7 +65,7 @@ def plan_slots(workers: int | None, gpus: Sequence[str], cores: Sequence[int], j
             f"must be at most {len(gpus) * jobs_per_gpu} (or null for that many), or raise jobs_per_gpu, "
             f"or set hydra.launcher.gpus=[] to run CPU workers."
         )
-    count = workers or (len(gpus) * jobs_per_gpu if gpus else 1)
+    count = workers or (len(gpus) * jobs_per_gpu if gpus else len(cores))
     return [Slot(gpus=(gpus[i % len(gpus)],) if gpus else (), cores=share)
             for i, share in enumerate(split_cores(cores, count))]
 

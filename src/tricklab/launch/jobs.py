@@ -11,6 +11,8 @@ launcher runs.
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
+from tricklab.launch.progress import SweepProgress
 from tricklab.lease import live_holder
 
 log = logging.getLogger(__name__)
+
+# How the results table ranks the configs: the jobs' return value (tricklab.train.objective), as sweep.json has it.
+OBJECTIVE = "best/val/acc"
 
 
 class JobFailed(CompactHydraException):
@@ -40,10 +46,11 @@ class SweepJobs:
         self.manifest: SweepManifest | None = None
         self.orders: list[JobOrder] = []
         self.returns: dict[int, JobReturn] = {}
+        self.progress = SweepProgress(0, 0, 1)
 
-    def begin(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobOrder]:
+    def begin(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, workers: int = 1) -> list[JobOrder]:
         """Set up Hydra's logging and the sweep folder, refuse jobs that would share a folder, skip the finished
-        ones and list the others in sweep.json: the orders left to run."""
+        ones and list the others in sweep.json: the orders left to run (on ``workers`` at a time, for the ETA)."""
         self._open()
         self.orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(self.orders)
@@ -52,6 +59,7 @@ class SweepJobs:
         self.returns.update({o.num: self._elsewhere(o, holder) for o in self.orders
                              if o.num not in self.returns and (holder := live_holder(o.job_dir))})
         to_run = [o for o in self.orders if o.num not in self.returns]
+        self.progress = SweepProgress(len(self.orders), len(self.returns), min(workers, len(to_run)))
         for order in to_run:
             self.manifest.add(order.num, order.overrides, order.job_dir)
         self.manifest.write()
@@ -62,6 +70,7 @@ class SweepJobs:
         self._open()
         order = self._order(num, overrides)
         self.manifest.add(order.num, order.overrides, order.job_dir)
+        self.progress.total += 1
         return order
 
     def _open(self) -> None:
@@ -76,6 +85,7 @@ class SweepJobs:
         """Job ``order`` runs now on ``device``: log it, mark it running in sweep.json (with ``fields``)."""
         log.info(f"\t#{order.num} {' '.join(filter_overrides(order.overrides))} on {device}")
         self.manifest.update(order.num, status="running", device=device, **fields)
+        self.progress.started(order.num)
 
     def finished(self, order: JobOrder, outcome: JobOutcome, **fields: Any) -> JobReturn:
         """Put the outcome in the job's metrics.json (if the job could not) and in sweep.json (with ``fields``);
@@ -89,7 +99,7 @@ class SweepJobs:
         value = outcome.value if _plain(outcome.value) else None
         self.manifest.update(order.num, status=status, pid=outcome.pid, device=outcome.device, value=value,
                              error=outcome.error, wall_s=round(outcome.ended - outcome.started, 2), **fields)
-        log.info(f"\t#{order.num} {status} ({outcome.ended - outcome.started:.1f} s)")
+        log.info(f"\t{self.progress.finished(order.num, order.job_dir.name, status, value)}")
         if outcome.ok:
             self.returns[order.num] = _job_return(order, JobStatus.COMPLETED, outcome.value)
         else:
@@ -106,10 +116,12 @@ class SweepJobs:
                 status = job_status(order.job_dir)
                 self.manifest.update(order.num, status=status if status not in (None, "running") else "interrupted")
         print(self.manifest.summary(), flush=True)
+        print(f"Resume it with: {resume_command(self.manifest.path.parent)}", flush=True)
 
     def end(self) -> list[JobReturn]:
-        """Print the summary; the JobReturns of the last ``begin``'s jobs, in their order."""
+        """Print the summary and the results table; the JobReturns of the last ``begin``'s jobs, in their order."""
         print(self.manifest.summary(), flush=True)
+        print_results(self.manifest.path.parent)
         return [self.returns[order.num] for order in self.orders]
 
     def _order(self, num: int, overrides: Sequence[str]) -> JobOrder:
@@ -141,6 +153,27 @@ class SweepJobs:
         self.manifest.add(order.num, order.overrides, order.job_dir, "running", skipped=True,
                           elsewhere=describe(holder))
         return _job_return(order, JobStatus.COMPLETED, None)
+
+
+def resume_command(sweep_dir: Path) -> str:
+    """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
+    args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
+    return shlex.join(["python", sys.argv[0], *args, f"resume={sweep_dir}"])
+
+
+def print_results(sweep_dir: Path) -> None:
+    """The sweep's configs (mean ± std over seeds), best first by the value the jobs return (their best
+    val/acc): ``tricklab report``'s table, without its files and plots. Nothing when no job left a record."""
+    from tricklab.errors import DataError
+    from tricklab.report import print_table, summarise
+    from tricklab.sweep import load_sweep
+
+    try:
+        sweep = load_sweep(sweep_dir)
+    except DataError:  # every job failed before it could write its metrics.json: the summary says so
+        return
+    report = summarise(sweep, rank_by=OBJECTIVE, metrics=(OBJECTIVE, "test/acc", "test/loss", "val/loss"))
+    print_table(report, f"sweep results, best first by {OBJECTIVE} · {sweep_dir}")
 
 
 def worker_setup(launcher: str, task_function: TaskFunction, config: DictConfig,
