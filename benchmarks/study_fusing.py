@@ -20,10 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sweep_seconds(name: str, seeds: int, fuse: int, out: Path, workers: int) -> float:
-    """Wall seconds of the pilot sweep of study ``name`` with packs of at most ``fuse`` jobs."""
+def sweep_seconds(name: str, seeds: int, fuse: int, out: Path) -> float:
+    """Wall seconds of the pilot sweep of study ``name`` with packs of at most ``fuse`` jobs (the local launcher's
+    default workers: one per GPU, else one per core)."""
     command = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
-               f"hydra.launcher.workers={workers}", f"hydra.launcher.fuse={fuse}",
+               f"hydra.launcher.fuse={fuse}",
                f"seed={','.join(map(str, range(seeds)))}", f"hydra.sweep.dir={out}", "logger=none",
                "callbacks.progress_bar=none"]
     started = time.perf_counter()
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("studies", nargs="+")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default: the study's pilot)")
     args = parser.parse_args()
-    from tricklab.studies import find, workers
+    from tricklab.studies import find
 
     print("| study | jobs | fused (s) | alone (s) | alone / fused |\n| --- | --- | --- | --- | --- |")
     for i, name in enumerate(args.studies):
@@ -46,7 +47,7 @@ def main() -> None:
         times = {}
         with tempfile.TemporaryDirectory() as tmp:
             for fuse in ((plan.cap, 1) if i % 2 == 0 else (1, plan.cap)):
-                times[fuse] = sweep_seconds(name, seeds, fuse, Path(tmp) / f"fuse{fuse}", workers())
+                times[fuse] = sweep_seconds(name, seeds, fuse, Path(tmp) / f"fuse{fuse}")
         print(f"| {name} | {study.jobs() * seeds} | {times[plan.cap]:.0f} | {times[1]:.0f} | "
               f"{times[1] / times[plan.cap]:.2f} |", flush=True)
 

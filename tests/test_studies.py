@@ -90,7 +90,6 @@ def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
         def wait(self, timeout=None):
             return 2
 
-    monkeypatch.setattr(studies, "workers", lambda: 2)  # (torch's import would start processes of its own)
     monkeypatch.setattr(subprocess, "Popen", Refused)
     with pytest.raises(SystemExit):
         studies.run_study("norms", ["study.seeds.cap=8"], tmp_path)
@@ -204,7 +203,6 @@ def test_sigterm_stops_the_rounds_sweep_records_the_round_and_exits_143(tmp_path
         def send_signal(self, signum):
             sent.append(signum)
 
-    monkeypatch.setattr(studies, "workers", lambda: 2)
     monkeypatch.setattr(subprocess, "Popen", Training)
     with pytest.raises(SystemExit) as exit_:
         studies.run_study("norms", [], tmp_path)

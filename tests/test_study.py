@@ -271,7 +271,8 @@ def test_the_page_leads_with_answers_flags_chance_and_lists_design_changes_with_
     pages = tmp_path / "pages"
     pages.mkdir()
     (pages / "bn.json").write_text(json.dumps({  # the page of the earlier, fixed-seed design
-        "study": "bn", "question": "q", "verdicts": ["inconclusive at 3 seeds: batch (best: b1) vs plain (best: p1) (test/acc)"],
+        "study": "bn", "question": "q",
+        "verdicts": ["inconclusive at 3 seeds: batch (best: b1) vs plain (best: p1) (test/acc)"],
         "Commit": "trained at abc123", "Runs": "6", "Wall time": "9 s", "Machine": "m"}))
     make_report(tmp_path / "runs", page=pages)
     text = (pages / "bn.md").read_text()
