@@ -282,3 +282,53 @@ def test_a_study_with_a_wrong_group_choice_is_refused_before_its_folder(tmp_path
     assert result.returncode == 2
     check(result, "optimizer=adma: adma is not a choice of the config group optimizer", "Did you mean optimizer=adam?")
     assert not folder("optimizers", overrides, PROJECT_ROOT / "outputs").exists()
+
+
+# Values each passing its own rule that cannot work (issue 22, class 5), refused in-process by the pre-flight
+# before any folder exists: (command line, what the message names, what it says is allowed).
+LONG_NAME = "x" * 300
+CANNOT_WORK = [
+    ("data.val_fraction=0.9999", "data.val_fraction=0.9999", "must leave at least one"),
+    ("data.val_fraction=0.0001", "data.val_fraction=0.0001 holds out 0 samples", "set data.val_fraction > 0"),
+    ("data.subset=4000", "data.subset=4000", "at most 3600"),
+    ("trainer.limit_val_batches=0", "trainer.limit_val_batches=0", "set trainer.limit_val_batches > 0"),
+    ("callbacks.early_stopping.enabled=true trainer.check_val_every_n_epoch=5 trainer.max_epochs=2",
+     "callbacks.early_stopping.monitor=val/acc", "trainer.check_val_every_n_epoch ≤ trainer.max_epochs"),
+    ("seed=4294967296", "seed=4294967296", "< 2**32"),
+    ("data.data_seed=4294967296", "data.data_seed=4294967296", "< 2**32"),
+    ("name=[a,b]", "name=['a', 'b']", "a string, or null"),
+    ("paths.data_dir=[a,b]", "paths.data_dir=['a', 'b']", "a folder path (one string)"),
+    ("logger=wandb logger.tags=[1,2]", "logger.tags=[1, 2]", "a list of strings"),
+    ("optimizer.betas=[0.9,true]", "optimizer.betas=[0.9, True]", "a list of two numbers in [0, 1)"),
+    ("optimizer.betas=0.9", "optimizer.betas=0.9", "a list of two numbers in [0, 1)"),
+    ("trainer.devices='-5'", "trainer.devices='-5'", "-1 (every device)"),
+    ("~data", "~data: data may not be deleted", "data=<choice>"),
+    ("~optimizer.lr", "~optimizer.lr: optimizer.lr may not be deleted", "optimizer.lr=<value>"),
+    ("++foo=1", "foo is not a key of the top level", "A leading + adds a key only under"),
+    ("++optimizer.lr=-1", "optimizer.lr=-1", "a number > 0"),
+    ("-m seed=0,1 ~data", "~data: data may not be deleted", "data=<choice>"),
+    (f"paths.output_dir={{tmp}}/{LONG_NAME}", f"paths.output_dir={{tmp}}/{LONG_NAME}", "over the file system's"),
+    ("paths.data_dir={tmp}/a_file", "paths.data_dir={tmp}/a_file", "is a file, not a folder"),
+    ("paths.data_dir=/proc/tricklab", "paths.data_dir=/proc/tricklab", "a folder tricklab can create and write"),
+]
+
+
+@pytest.mark.parametrize(("line", "names", "allowed"), CANNOT_WORK, ids=[c[0][:50] for c in CANNOT_WORK])
+def test_a_value_that_passes_its_rule_but_cannot_work_is_refused_first(tmp_path, capsys, line, names, allowed):
+    prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in line.split()]
+    if "paths.output_dir" not in line:
+        args.insert(int(args[0] == "-m"), f"paths.output_dir={tmp_path / 'out'}")
+    err = refused(args, capsys)
+    assert names.replace("{tmp}", str(tmp_path)) in err and allowed in err, err
+    assert err.count("tricklab: error:") == 1, err  # one message: a paragraph per problem
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+@pytest.mark.parametrize("line", ["data.val_fraction=0.5", "trainer.devices='0,1'", "++optimizer.lr=0.1",
+                                  "seed=4294967295", "trainer.check_val_every_n_epoch=2 trainer.max_epochs=2"])
+def test_values_at_the_edge_of_what_works_pass_the_preflight(tmp_path, line):
+    from tricklab.preflight import preflight
+
+    preflight([f"paths.output_dir={tmp_path / 'out'}", *line.split()])  # no SystemExit
