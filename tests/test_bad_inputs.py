@@ -332,3 +332,57 @@ def test_values_at_the_edge_of_what_works_pass_the_preflight(tmp_path, line):
     from tricklab.preflight import preflight
 
     preflight([f"paths.output_dir={tmp_path / 'out'}", *line.split()])  # no SystemExit
+
+
+# resume= must name an earlier sweep's folder (issue 22, class 3): refused where Hydra resolves the sweep folder
+# (the tricklab_sweep_dir resolver), before it creates anything; a single run refuses resume= at pre-flight.
+def sweep_folder_refused(resume: str, tmp: Path, capsys: pytest.CaptureFixture) -> str:
+    from omegaconf import OmegaConf
+
+    from tricklab.config import register_resolvers
+
+    register_resolvers()
+    cfg = OmegaConf.create({"resume": resume, "dir": f"${{tricklab_sweep_dir:${{resume}},{tmp}/base}}"})
+    with pytest.raises(SystemExit) as exit_info:
+        _ = cfg.dir
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tricklab: error: ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(("resume", "says"), [
+    ("", "resume='' is empty"), (".", "holds no sweep"), ("{tmp}/run", "the folder of a single run (it holds "
+     "metrics.json)"), ("{tmp}/empty", "holds no sweep"), ("{tmp}/a_file", "is not an existing folder")])
+def test_resume_must_name_an_earlier_sweeps_folder(tmp_path, capsys, monkeypatch, resume, says):
+    prepare(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    before = sorted(tmp_path.rglob("*"))
+    err = sweep_folder_refused(resume.replace("{tmp}", str(tmp_path)), tmp_path, capsys)
+    assert says in err and "resume must be the folder of an earlier sweep" in err, err
+    assert sorted(tmp_path.rglob("*")) == before and not (tmp_path / "base").exists()
+
+
+def test_an_earlier_sweeps_folder_is_resumed(tmp_path):
+    from omegaconf import OmegaConf
+
+    from tricklab.config import register_resolvers
+
+    register_resolvers()
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text("{}\n")
+    cfg = OmegaConf.create({"resume": str(tmp_path / "sweep"), "dir": "${tricklab_sweep_dir:${resume},/nonexistent}"})
+    assert cfg.dir == str(tmp_path / "sweep")
+
+
+@pytest.mark.parametrize("resume", ["{tmp}/missing", "{tmp}/a_file", "{tmp}/finished"])
+def test_a_single_run_refuses_resume(tmp_path, capsys, resume):
+    prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    line = f"resume={resume.replace('{tmp}', str(tmp_path))}"
+    err = refused([f"paths.output_dir={tmp_path / 'out'}", line], capsys)
+    assert line in err and "this is a single run (no -m)" in err and "add -m" in err, err
+    assert sorted(tmp_path.rglob("*")) == before

@@ -58,7 +58,7 @@ def preflight(argv: Sequence[str]) -> None:
         found += _value_problems(list(args.overrides))
     found += path_problems(base, overrides, multirun)
     if not multirun:
-        found += overwrite_problems(overrides)
+        found += overwrite_problems(overrides) + single_resume_problems(overrides)
     if found:
         exit_on_user_error("\n".join(found))
 
@@ -172,6 +172,16 @@ def _name_limits() -> tuple[int, int]:
         return os.pathconf("/", "PC_NAME_MAX"), os.pathconf("/", "PC_PATH_MAX")
     except (OSError, ValueError):
         return 255, 4096
+
+
+def single_resume_problems(overrides: Sequence[Override]) -> list[str]:
+    """``resume=`` names a sweep folder; a single run would ignore it (silently training anew elsewhere)."""
+    resume = _given(overrides, "resume")
+    if resume is None:
+        return []
+    return [f"resume={resume} resumes a sweep, and this is a single run (no -m), which would ignore it; add -m "
+            f"(with the sweep's overrides) to resume that sweep, or give a single run cut short its folder again "
+            f"(hydra.run.dir=<run folder>) to resume it, without resume=."]
 
 
 def overwrite_problems(overrides: Sequence[Override]) -> list[str]:
