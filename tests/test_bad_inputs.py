@@ -82,6 +82,9 @@ CHEAP = [
     ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[] hydra.launcher.jobs_per_gpu=2",
      "hydra.launcher.jobs_per_gpu=2", "without GPUs it must be 1"),
     ("-m seed=0 hydra/launcher=local logger=none,csv", "would share the folder", "sweep only over values"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=5", "hydra.launcher.gpus=5", "a list like [0,1]"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=abc", "hydra.launcher.gpus='abc'", "a string like '0,1'"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[7]", "this machine has no GPU 7", "the GPU ids it has"),
     ("-m seed=0 resume={tmp}/no_such_sweep", "resume={tmp}/no_such_sweep", "the folder of an earlier sweep"),
 ]
 
@@ -108,7 +111,8 @@ def test_bad_input_is_one_clear_error_and_creates_nothing(tmp_path, line, names,
     args = [a.replace("{tmp}", str(tmp_path)) for a in line.split()]
     if "paths.output_dir" not in line:  # after -m: Hydra reads its flags before the overrides
         args.insert(int(args[0] == "-m"), f"paths.output_dir={out}")
-    result = run_cli(args, timeout=120)
+    # two GPUs as far as hydra.launcher.gpus is checked, so that the GPU cases read alike on any machine
+    result = run_cli(args, timeout=120, env={"CUDA_VISIBLE_DEVICES": "0,1"})
     check(result, names.replace("{tmp}", str(tmp_path)), allowed)
     created = [p for p in out.rglob("*") if p.name != ".hydra" and ".hydra" not in p.parts] if out.exists() else []
     assert not [p for p in created if p.is_file()], created  # no run, sweep or job left any file
@@ -386,3 +390,23 @@ def test_a_single_run_refuses_resume(tmp_path, capsys, resume):
     err = refused([f"paths.output_dir={tmp_path / 'out'}", line], capsys)
     assert line in err and "this is a single run (no -m)" in err and "add -m" in err, err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("gpus", "says"), [
+    (5, "a count such as 5 is not a list of ids"), ("abc", "hydra.launcher.gpus='abc'"), ([0, 0], "each once"),
+    ([True], "GPU ids"), ([4], "this machine has no GPU 4 (it has 0, 1)"), ("0,5", "no GPU 5")])
+def test_launcher_gpus_must_be_ids_the_machine_has(monkeypatch, gpus, says):
+    from tricklab.errors import ConfigError
+    from tricklab.launch.devices import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(ConfigError, match=r"hydra\.launcher\.gpus=") as err:
+        visible_gpus(gpus)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_launcher_gpus_as_a_string_are_ids_not_characters(monkeypatch):
+    from tricklab.launch.devices import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,10")
+    assert visible_gpus("0,10") == ["0", "10"] and visible_gpus([1]) == ["1"] and visible_gpus([]) == []
