@@ -410,3 +410,19 @@ def test_launcher_gpus_as_a_string_are_ids_not_characters(monkeypatch):
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,10")
     assert visible_gpus("0,10") == ["0", "10"] and visible_gpus([1]) == ["1"] and visible_gpus([]) == []
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("-m seed=0 hydra.launcher.fuse=2", "hydra.launcher.fuse is not a setting of the basic launcher"),
+    ("-m seed=0 +hydra.launcher.fuse=2", "add hydra/launcher=local"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.fusee=2", "its settings are: workers, gpus, fuse, jobs_per_gpu")])
+def test_a_setting_the_chosen_launcher_lacks_is_refused_before_hydra(tmp_path, capsys, line, says):
+    err = refused(["-m", f"paths.output_dir={tmp_path / 'out'}", *line.split()[1:]], capsys)
+    assert says in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_local_launcher_setting_passes(tmp_path):
+    from tricklab.preflight import preflight
+
+    preflight(["-m", f"paths.output_dir={tmp_path / 'out'}", "seed=0", "hydra/launcher=local", "hydra.launcher.fuse=2"])

@@ -53,7 +53,7 @@ def preflight(argv: Sequence[str]) -> None:
         return  # a syntax error: Hydra reports it itself, in one paragraph
     multirun = (bool(args.multirun) or str(base.hydra.mode) == "RunMode.MULTIRUN"
                 or _given(overrides, "hydra.mode") == "MULTIRUN")
-    found = key_problems(base, overrides)
+    found = key_problems(base, overrides) + launcher_key_problems(base, overrides)
     if not multirun and not found:  # a sweep's values are the grid sweeper's to check, job by job
         found += _value_problems(list(args.overrides))
     found += path_problems(base, overrides, multirun)
@@ -94,6 +94,24 @@ def group_options(overrides: Sequence[Override]) -> Callable[[str], list[str]]:
 def _compose(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def launcher_key_problems(base: DictConfig, overrides: Sequence[Override]) -> list[str]:
+    """A ``hydra.launcher.<key>`` the chosen launcher lacks: Hydra would advise ``+hydra.launcher.<key>``, which
+    then fails with a TypeError from the launcher's constructor (``fuse`` on the basic launcher)."""
+    named = [o for o in overrides if o.key_or_group.startswith("hydra.launcher.") and not o.is_delete()]
+    if not named:
+        return []
+    choice = [o.input_line for o in overrides if o.key_or_group == "hydra/launcher" and not o.is_sweep_override()]
+    # an experiment may choose the launcher too: compose the launcher choice over the other group choices
+    cfg = _compose([*group_choices(overrides), *choice[-1:]]) if choice else base
+    launcher = cfg.hydra.runtime.choices.get("hydra/launcher") or "basic"
+    hint = (" workers, gpus, fuse and jobs_per_gpu are the local launcher's: add hydra/launcher=local."
+            if launcher != "local" else "")
+    keys = [str(k) for k in cfg.hydra.launcher if not str(k).startswith("_")]
+    return [f"{o.input_line}: {o.key_or_group} is not a setting of the {launcher} launcher "
+            f"(hydra/launcher={launcher}); its settings are: {', '.join(keys) or 'none'}.{hint}"
+            for o in named if o.key_or_group.split(".")[2] not in keys]
 
 
 def _given(overrides: Sequence[Override], key: str) -> Any:
