@@ -330,3 +330,18 @@ def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
     assert hashes(jobs["completed"]) == before["completed"]
     assert hashes(jobs["diverged"])["metrics.json"] != before["diverged"]["metrics.json"]  # run again, asked to
     assert status(jobs["diverged"]) == "diverged"
+
+
+@pytest.mark.parametrize("content", ['{"jobs": {"a": ', "[1, 2]", '{"jobs": {"a": {"status": "completed"}}}', ""])
+def test_an_unreadable_sweep_json_is_set_aside_and_the_sweep_goes_on(tmp_path, capsys, content):
+    from tricklab.launch.manifest import SweepManifest
+
+    (tmp_path / MANIFEST_FILE).write_text(content)
+    manifest = SweepManifest(tmp_path, ["seed=0"])  # no traceback
+    kept = list(tmp_path.glob(f"{MANIFEST_FILE}.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_text() == content  # the old record kept byte for byte
+    err = capsys.readouterr().err
+    assert "tricklab: warning:" in err and "could not be read" in err and "Traceback" not in err
+    manifest.add(0, ["seed=0"], tmp_path / "seed=0")
+    manifest.write()
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["jobs"]["seed=0"]["status"] == "pending"
