@@ -345,3 +345,18 @@ def test_an_unreadable_sweep_json_is_set_aside_and_the_sweep_goes_on(tmp_path, c
     manifest.add(0, ["seed=0"], tmp_path / "seed=0")
     manifest.write()
     assert json.loads((tmp_path / MANIFEST_FILE).read_text())["jobs"]["seed=0"]["status"] == "pending"
+
+
+def test_a_run_set_aside_keeps_its_history_and_checkpoints_with_its_metrics(tmp_path):
+    from tricklab.results import set_aside_unreadable
+
+    (tmp_path / "metrics.json").write_text('{"status": "compl')  # cut short mid-write
+    (tmp_path / "history.csv").write_text("epoch,train/loss\n0,1.0\n")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    before = hashes(tmp_path)
+    moved = set_aside_unreadable(tmp_path)
+    suffix = moved.name.removeprefix("metrics.json")
+    assert sorted(hashes(tmp_path).values()) == sorted(before.values())  # nothing lost, byte for byte
+    assert {p.name for p in tmp_path.iterdir()} == {f"metrics.json{suffix}", f"history.csv{suffix}",
+                                                    f"checkpoints{suffix}"}  # nothing left to be overwritten

@@ -38,16 +38,26 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+# What a run that starts over would overwrite besides metrics.json: set aside with it, under the same suffix.
+SET_ASIDE_WITH_METRICS = (HISTORY_FILE, "checkpoints")
+
+
 def set_aside_unreadable(run_dir: Path) -> Path | None:
     """Rename a metrics.json that is not valid JSON to ``metrics.json.unreadable-<time>`` (never deleted: it may
-    be the only record of a result), so the job can run again and record itself; the new name, or None."""
+    be the only record of a result), so the job can run again and record itself; the new name, or None.
+    The run's history.csv and checkpoints/ get the same suffix: the run starts over, and would otherwise
+    overwrite the only other record of the earlier attempt without a word."""
     path = Path(run_dir) / METRICS_FILE
     try:
         read_metrics(run_dir)
         return None
     except (OSError, ValueError):
-        moved = path.with_name(f"{METRICS_FILE}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        suffix = f".unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        moved = path.with_name(METRICS_FILE + suffix)
         path.replace(moved)
+        for name in SET_ASIDE_WITH_METRICS:
+            if (Path(run_dir) / name).exists():
+                (Path(run_dir) / name).replace(Path(run_dir) / (name + suffix))
         return moved
 
 
