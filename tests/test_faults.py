@@ -360,3 +360,53 @@ def test_a_run_set_aside_keeps_its_history_and_checkpoints_with_its_metrics(tmp_
     assert sorted(hashes(tmp_path).values()) == sorted(before.values())  # nothing lost, byte for byte
     assert {p.name for p in tmp_path.iterdir()} == {f"metrics.json{suffix}", f"history.csv{suffix}",
                                                     f"checkpoints{suffix}"}  # nothing left to be overwritten
+
+
+# --- reports of damaged run folders (issue 22, class 4), in-process ---------------------------------------
+GOOD = {"status": "completed", "overrides": ["seed=0"], "test": {"test/acc": 0.9, "test/loss": 0.3},
+        "final": {"val/acc": 0.8}}
+
+
+def report_in_process(folder: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    from tricklab.cli import main
+
+    code = main(["report", str(folder)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("[1, 2]", "holds a JSON list, not an object"), ("{}", "it has no status"),
+    (json.dumps({**GOOD, "test": {"test/acc": "high"}}), "test metric test/acc is 'high', not a number")])
+def test_a_metrics_json_that_is_no_record_is_reported_as_unreadable(tmp_path, capsys, content, why):
+    for name, text in (("good", json.dumps(GOOD)), ("bad", content)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    before = hashes(tmp_path)
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 0 and f"{tmp_path / 'bad' / 'metrics.json'} cannot be read" in err and why in err, err
+    assert "| bad | unreadable |" in (tmp_path / "report.md").read_text()
+    assert all(hashes(tmp_path)[k] == v for k, v in before.items())  # the runs' files untouched
+
+
+@pytest.mark.parametrize(("content", "says"), [(b"epoch,val/acc\n0,\xff\xfe\n", "UnicodeDecodeError"),
+                                               (b"epoch,val/acc,lr\n0,0.5,0.1\n1,0.6\n", "cut short or malformed at line 3")])
+def test_a_damaged_history_csv_is_one_paragraph(tmp_path, capsys, content, says):
+    (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
+    (tmp_path / "history.csv").write_bytes(content)
+    before = hashes(tmp_path)
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 2 and err.startswith("tricklab: error: ") and says in err and "history.csv" in err, err
+    assert hashes(tmp_path) == before  # no report, no plot written
+
+
+def test_a_run_folder_the_report_cannot_write_in_is_one_paragraph(tmp_path, capsys, monkeypatch):
+    import tricklab.preflight
+
+    (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
+    before = hashes(tmp_path)
+    monkeypatch.setattr(tricklab.preflight, "unwritable", lambda path: "it is read-only (Permission denied)")
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 2 and f"{tmp_path} cannot hold the report: it is read-only" in err and "cp -r" in err, err
+    assert hashes(tmp_path) == before
