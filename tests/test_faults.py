@@ -390,8 +390,9 @@ def test_a_metrics_json_that_is_no_record_is_reported_as_unreadable(tmp_path, ca
     assert all(hashes(tmp_path)[k] == v for k, v in before.items())  # the runs' files untouched
 
 
-@pytest.mark.parametrize(("content", "says"), [(b"epoch,val/acc\n0,\xff\xfe\n", "UnicodeDecodeError"),
-                                               (b"epoch,val/acc,lr\n0,0.5,0.1\n1,0.6\n", "cut short or malformed at line 3")])
+@pytest.mark.parametrize(("content", "says"), [
+    (b"epoch,val/acc\n0,\xff\xfe\n", "UnicodeDecodeError"),
+    (b"epoch,val/acc,lr\n0,0.5,0.1\n1,0.6\n", "cut short or malformed at line 3")])
 def test_a_damaged_history_csv_is_one_paragraph(tmp_path, capsys, content, says):
     (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
     (tmp_path / "history.csv").write_bytes(content)
