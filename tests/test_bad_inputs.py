@@ -82,6 +82,9 @@ CHEAP = [
     ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[] hydra.launcher.jobs_per_gpu=2",
      "hydra.launcher.jobs_per_gpu=2", "without GPUs it must be 1"),
     ("-m seed=0 hydra/launcher=local logger=none,csv", "would share the folder", "sweep only over values"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=5", "hydra.launcher.gpus=5", "a list like [0,1]"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=abc", "hydra.launcher.gpus='abc'", "a string like '0,1'"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.gpus=[7]", "this machine has no GPU 7", "the GPU ids it has"),
     ("-m seed=0 resume={tmp}/no_such_sweep", "resume={tmp}/no_such_sweep", "the folder of an earlier sweep"),
 ]
 
@@ -108,7 +111,8 @@ def test_bad_input_is_one_clear_error_and_creates_nothing(tmp_path, line, names,
     args = [a.replace("{tmp}", str(tmp_path)) for a in line.split()]
     if "paths.output_dir" not in line:  # after -m: Hydra reads its flags before the overrides
         args.insert(int(args[0] == "-m"), f"paths.output_dir={out}")
-    result = run_cli(args, timeout=120)
+    # two GPUs as far as hydra.launcher.gpus is checked, so that the GPU cases read alike on any machine
+    result = run_cli(args, timeout=120, env={"CUDA_VISIBLE_DEVICES": "0,1"})
     check(result, names.replace("{tmp}", str(tmp_path)), allowed)
     created = [p for p in out.rglob("*") if p.name != ".hydra" and ".hydra" not in p.parts] if out.exists() else []
     assert not [p for p in created if p.is_file()], created  # no run, sweep or job left any file
@@ -282,3 +286,143 @@ def test_a_study_with_a_wrong_group_choice_is_refused_before_its_folder(tmp_path
     assert result.returncode == 2
     check(result, "init=He: He is not a choice of the config group init", "Did you mean init=he?")
     assert not folder("norms", overrides, PROJECT_ROOT / "outputs").exists()
+
+
+# Values each passing its own rule that cannot work (issue 22, class 5), refused in-process by the pre-flight
+# before any folder exists: (command line, what the message names, what it says is allowed).
+LONG_NAME = "x" * 300
+CANNOT_WORK = [
+    ("data.val_fraction=0.9999", "data.val_fraction=0.9999", "must leave at least one"),
+    ("data.val_fraction=0.0001", "data.val_fraction=0.0001 holds out 0 samples", "set data.val_fraction > 0"),
+    ("data.subset=4000", "data.subset=4000", "at most 3600"),
+    ("trainer.limit_val_batches=0", "trainer.limit_val_batches=0", "set trainer.limit_val_batches > 0"),
+    ("callbacks.early_stopping.enabled=true trainer.check_val_every_n_epoch=5 trainer.max_epochs=2",
+     "callbacks.early_stopping.monitor=val/acc", "trainer.check_val_every_n_epoch ≤ trainer.max_epochs"),
+    ("seed=4294967296", "seed=4294967296", "< 2**32"),
+    ("data.data_seed=4294967296", "data.data_seed=4294967296", "< 2**32"),
+    ("name=[a,b]", "name=['a', 'b']", "a string, or null"),
+    ("paths.data_dir=[a,b]", "paths.data_dir=['a', 'b']", "a folder path (one string)"),
+    ("logger=wandb logger.tags=[1,2]", "logger.tags=[1, 2]", "a list of strings"),
+    ("optimizer.betas=[0.9,true]", "optimizer.betas=[0.9, True]", "a list of two numbers in [0, 1)"),
+    ("optimizer.betas=0.9", "optimizer.betas=0.9", "a list of two numbers in [0, 1)"),
+    ("trainer.devices='-5'", "trainer.devices='-5'", "-1 (every device)"),
+    ("~data", "~data: data may not be deleted", "data=<choice>"),
+    ("~optimizer.lr", "~optimizer.lr: optimizer.lr may not be deleted", "optimizer.lr=<value>"),
+    ("++foo=1", "foo is not a key of the top level", "A leading + adds a key only under"),
+    ("++optimizer.lr=-1", "optimizer.lr=-1", "a number > 0"),
+    ("-m seed=0,1 ~data", "~data: data may not be deleted", "data=<choice>"),
+    (f"paths.output_dir={{tmp}}/{LONG_NAME}", f"paths.output_dir={{tmp}}/{LONG_NAME}", "over the file system's"),
+    ("paths.data_dir={tmp}/a_file", "paths.data_dir={tmp}/a_file", "is a file, not a folder"),
+    ("paths.data_dir=/proc/tricklab", "paths.data_dir=/proc/tricklab", "a folder tricklab can create and write"),
+]
+
+
+@pytest.mark.parametrize(("line", "names", "allowed"), CANNOT_WORK, ids=[c[0][:50] for c in CANNOT_WORK])
+def test_a_value_that_passes_its_rule_but_cannot_work_is_refused_first(tmp_path, capsys, line, names, allowed):
+    prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    args = [a.replace("{tmp}", str(tmp_path)) for a in line.split()]
+    if "paths.output_dir" not in line:
+        args.insert(int(args[0] == "-m"), f"paths.output_dir={tmp_path / 'out'}")
+    err = refused(args, capsys)
+    assert names.replace("{tmp}", str(tmp_path)) in err and allowed in err, err
+    assert err.count("tricklab: error:") == 1, err  # one message: a paragraph per problem
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+@pytest.mark.parametrize("line", ["data.val_fraction=0.5", "trainer.devices='0,1'", "++optimizer.lr=0.1",
+                                  "seed=4294967295", "trainer.check_val_every_n_epoch=2 trainer.max_epochs=2"])
+def test_values_at_the_edge_of_what_works_pass_the_preflight(tmp_path, line):
+    from tricklab.preflight import preflight
+
+    preflight([f"paths.output_dir={tmp_path / 'out'}", *line.split()])  # no SystemExit
+
+
+# resume= must name an earlier sweep's folder (issue 22, class 3): refused where Hydra resolves the sweep folder
+# (the tricklab_sweep_dir resolver), before it creates anything; a single run refuses resume= at pre-flight.
+def sweep_folder_refused(resume: str, tmp: Path, capsys: pytest.CaptureFixture) -> str:
+    from omegaconf import OmegaConf
+
+    from tricklab.config import register_resolvers
+
+    register_resolvers()
+    cfg = OmegaConf.create({"resume": resume, "dir": f"${{tricklab_sweep_dir:${{resume}},{tmp}/base}}"})
+    with pytest.raises(SystemExit) as exit_info:
+        _ = cfg.dir
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tricklab: error: ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(("resume", "says"), [
+    ("", "resume='' is empty"), (".", "holds no sweep"), ("{tmp}/run", "the folder of a single run (it holds "
+     "metrics.json)"), ("{tmp}/empty", "holds no sweep"), ("{tmp}/a_file", "is not an existing folder")])
+def test_resume_must_name_an_earlier_sweeps_folder(tmp_path, capsys, monkeypatch, resume, says):
+    prepare(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    before = sorted(tmp_path.rglob("*"))
+    err = sweep_folder_refused(resume.replace("{tmp}", str(tmp_path)), tmp_path, capsys)
+    assert says in err and "resume must be the folder of an earlier sweep" in err, err
+    assert sorted(tmp_path.rglob("*")) == before and not (tmp_path / "base").exists()
+
+
+def test_an_earlier_sweeps_folder_is_resumed(tmp_path):
+    from omegaconf import OmegaConf
+
+    from tricklab.config import register_resolvers
+
+    register_resolvers()
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text("{}\n")
+    cfg = OmegaConf.create({"resume": str(tmp_path / "sweep"), "dir": "${tricklab_sweep_dir:${resume},/nonexistent}"})
+    assert cfg.dir == str(tmp_path / "sweep")
+
+
+@pytest.mark.parametrize("resume", ["{tmp}/missing", "{tmp}/a_file", "{tmp}/finished"])
+def test_a_single_run_refuses_resume(tmp_path, capsys, resume):
+    prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    line = f"resume={resume.replace('{tmp}', str(tmp_path))}"
+    err = refused([f"paths.output_dir={tmp_path / 'out'}", line], capsys)
+    assert line in err and "this is a single run (no -m)" in err and "add -m" in err, err
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("gpus", "says"), [
+    (5, "a count such as 5 is not a list of ids"), ("abc", "hydra.launcher.gpus='abc'"), ([0, 0], "each once"),
+    ([True], "GPU ids"), ([4], "this machine has no GPU 4 (it has 0, 1)"), ("0,5", "no GPU 5")])
+def test_launcher_gpus_must_be_ids_the_machine_has(monkeypatch, gpus, says):
+    from tricklab.errors import ConfigError
+    from tricklab.launch.devices import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(ConfigError, match=r"hydra\.launcher\.gpus=") as err:
+        visible_gpus(gpus)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_launcher_gpus_as_a_string_are_ids_not_characters(monkeypatch):
+    from tricklab.launch.devices import visible_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,10")
+    assert visible_gpus("0,10") == ["0", "10"] and visible_gpus([1]) == ["1"] and visible_gpus([]) == []
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("-m seed=0 hydra.launcher.fuse=2", "hydra.launcher.fuse is not a setting of the basic launcher"),
+    ("-m seed=0 +hydra.launcher.fuse=2", "add hydra/launcher=local"),
+    ("-m seed=0 hydra/launcher=local hydra.launcher.fusee=2", "its settings are: workers, gpus, fuse, jobs_per_gpu")])
+def test_a_setting_the_chosen_launcher_lacks_is_refused_before_hydra(tmp_path, capsys, line, says):
+    err = refused(["-m", f"paths.output_dir={tmp_path / 'out'}", *line.split()[1:]], capsys)
+    assert says in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_local_launcher_setting_passes(tmp_path):
+    from tricklab.preflight import preflight
+
+    preflight(["-m", f"paths.output_dir={tmp_path / 'out'}", "seed=0", "hydra/launcher=local", "hydra.launcher.fuse=2"])

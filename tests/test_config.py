@@ -102,7 +102,7 @@ def test_all_problems_are_reported_together(make_config):
 
 
 def test_val_monitor_without_validation_split_is_refused(make_config):
-    with pytest.raises(ConfigError, match="needs a validation split"):
+    with pytest.raises(ConfigError, match="needs validation, but data.val_fraction=0"):
         validate(make_config(["data.val_fraction=0"]))
     validate(make_config(["data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]))
 

@@ -368,3 +368,84 @@ def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
     assert hashes(jobs["completed"]) == before["completed"]
     assert hashes(jobs["diverged"])["metrics.json"] != before["diverged"]["metrics.json"]  # run again, asked to
     assert status(jobs["diverged"]) == "diverged"
+
+
+@pytest.mark.parametrize("content", ['{"jobs": {"a": ', "[1, 2]", '{"jobs": {"a": {"status": "completed"}}}', ""])
+def test_an_unreadable_sweep_json_is_set_aside_and_the_sweep_goes_on(tmp_path, capsys, content):
+    from tricklab.launch.manifest import SweepManifest
+
+    (tmp_path / MANIFEST_FILE).write_text(content)
+    manifest = SweepManifest(tmp_path, ["seed=0"])  # no traceback
+    kept = list(tmp_path.glob(f"{MANIFEST_FILE}.unreadable-*"))
+    assert len(kept) == 1 and kept[0].read_text() == content  # the old record kept byte for byte
+    err = capsys.readouterr().err
+    assert "tricklab: warning:" in err and "could not be read" in err and "Traceback" not in err
+    manifest.add(0, ["seed=0"], tmp_path / "seed=0")
+    manifest.write()
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["jobs"]["seed=0"]["status"] == "pending"
+
+
+def test_a_run_set_aside_keeps_its_history_and_checkpoints_with_its_metrics(tmp_path):
+    from tricklab.results import set_aside_unreadable
+
+    (tmp_path / "metrics.json").write_text('{"status": "compl')  # cut short mid-write
+    (tmp_path / "history.csv").write_text("epoch,train/loss\n0,1.0\n")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    before = hashes(tmp_path)
+    moved = set_aside_unreadable(tmp_path)
+    suffix = moved.name.removeprefix("metrics.json")
+    assert sorted(hashes(tmp_path).values()) == sorted(before.values())  # nothing lost, byte for byte
+    assert {p.name for p in tmp_path.iterdir()} == {f"metrics.json{suffix}", f"history.csv{suffix}",
+                                                    f"checkpoints{suffix}"}  # nothing left to be overwritten
+
+
+# --- reports of damaged run folders (issue 22, class 4), in-process ---------------------------------------
+GOOD = {"status": "completed", "overrides": ["seed=0"], "test": {"test/acc": 0.9, "test/loss": 0.3},
+        "final": {"val/acc": 0.8}}
+
+
+def report_in_process(folder: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    from tricklab.cli import main
+
+    code = main(["report", str(folder)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("[1, 2]", "holds a JSON list, not an object"), ("{}", "it has no status"),
+    (json.dumps({**GOOD, "test": {"test/acc": "high"}}), "test metric test/acc is 'high', not a number")])
+def test_a_metrics_json_that_is_no_record_is_reported_as_unreadable(tmp_path, capsys, content, why):
+    for name, text in (("good", json.dumps(GOOD)), ("bad", content)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    before = hashes(tmp_path)
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 0 and f"{tmp_path / 'bad' / 'metrics.json'} cannot be read" in err and why in err, err
+    assert "| bad | unreadable |" in (tmp_path / "report.md").read_text()
+    assert all(hashes(tmp_path)[k] == v for k, v in before.items())  # the runs' files untouched
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    (b"epoch,val/acc\n0,\xff\xfe\n", "UnicodeDecodeError"),
+    (b"epoch,val/acc,lr\n0,0.5,0.1\n1,0.6\n", "cut short or malformed at line 3")])
+def test_a_damaged_history_csv_is_one_paragraph(tmp_path, capsys, content, says):
+    (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
+    (tmp_path / "history.csv").write_bytes(content)
+    before = hashes(tmp_path)
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 2 and err.startswith("tricklab: error: ") and says in err and "history.csv" in err, err
+    assert hashes(tmp_path) == before  # no report, no plot written
+
+
+def test_a_run_folder_the_report_cannot_write_in_is_one_paragraph(tmp_path, capsys, monkeypatch):
+    import tricklab.preflight
+
+    (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
+    before = hashes(tmp_path)
+    monkeypatch.setattr(tricklab.preflight, "unwritable", lambda path: "it is read-only (Permission denied)")
+    code, err = report_in_process(tmp_path, capsys)
+    assert code == 2 and f"{tmp_path} cannot hold the report: it is read-only" in err and "cp -r" in err, err
+    assert hashes(tmp_path) == before

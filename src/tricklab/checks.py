@@ -42,7 +42,9 @@ def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[st
             job_problems = key_problems(bases[choices], parsed)
             if not job_problems:
                 config = config_loader.load_sweep_config(master, list(overrides))
-                job_problems = problems(config) + data_problems(config.data, Path(config.paths.data_dir))
+                data_dir = config.paths.data_dir  # not a string: problems() says so
+                job_problems = problems(config) + (
+                    data_problems(config.data, Path(data_dir)) if isinstance(data_dir, str) else [])
                 folders.append((list(overrides), Path(str(config.hydra.sweep.subdir))))
                 job_problems += resumed_job_problems(config)
         except (HydraException, OmegaConfBaseException) as err:  # what Hydra itself refuses (a wrong type...)

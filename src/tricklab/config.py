@@ -125,19 +125,43 @@ def _devices(v: Any) -> bool:
         return False
     if isinstance(v, int):
         return v > 0 or v == -1
-    if isinstance(v, str):
-        return v == "auto" or all(part.strip().lstrip("-").isdigit() for part in v.split(",") if part.strip())
+    if isinstance(v, str):  # "-1" means every device; any other minus sign is no device id Lightning knows
+        parts = [part.strip() for part in v.split(",") if part.strip()]
+        return v.strip() in ("auto", "-1") or (len(parts) > 0 and all(part.isdigit() for part in parts))
     return isinstance(v, (list, tuple, ListConfig)) and len(v) > 0 and all(
         isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in v)
 
 
 def _betas(v: Any) -> bool:
-    return len(v) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in v)
+    return len(v) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v)
+
+
+def _strings(v: Any) -> bool:
+    return all(isinstance(item, str) for item in v)
+
+
+# numpy's legacy seeding and Lightning's seed_everything take seeds below 2**32 only.
+SEED_LIMIT = 2**32
+
+
+def seed_rule() -> Rule:
+    """0 ≤ v < 2**32: a seed numpy and Lightning accept."""
+    return Rule(int, f"an integer ≥ 0 and < 2**32 ({SEED_LIMIT}, the seed range of numpy and Lightning)",
+                lambda v: 0 <= v < SEED_LIMIT)
+
+
+def folder_rule() -> Rule:
+    """A folder path given as one string (a list would be written as its repr)."""
+    return Rule(str, "a folder path (one string)")
 
 
 # Dotted key -> rule. A key a choice does not have (architecture.width for the cnn) is skipped.
 RULES: dict[str, Rule] = {
-    "seed": non_negative(int),
+    "seed": seed_rule(),
+    "name": Rule(str, "a string, or null (built from the choices)", nullable=True),
+    "paths.root_dir": folder_rule(),
+    "paths.output_dir": folder_rule(),
+    "paths.data_dir": folder_rule(),
     "threads": positive(int, nullable=True),
     "resume": Rule(str, "the folder of an earlier sweep, or null", nullable=True),
     "overwrite": Rule(bool, "true or false"),
@@ -153,8 +177,8 @@ RULES: dict[str, Rule] = {
     "data.test_fraction": fraction(low_open=True, what="a fraction of the data"),
     "data.subset": positive(int, nullable=True),
     "data.num_samples": Rule(int, "an integer ≥ 100", lambda v: v >= 100),
-    "data.generator_seed": non_negative(int),
-    "data.data_seed": non_negative(int),
+    "data.generator_seed": seed_rule(),
+    "data.data_seed": seed_rule(),
     "data.download": Rule(bool, "true or false"),
     "data.root": Rule(str, "a folder path, or null", nullable=True),
     "architecture.depth": non_negative(int),
@@ -226,7 +250,7 @@ RULES: dict[str, Rule] = {
     "averaging.anneal_strategy": one_of(("cos", "linear")),
     "callbacks.progress_bar": one_of(("rich", "tqdm", "none")),
     "logger.mode": one_of(("auto", "online", "offline", "disabled")),
-    "logger.tags": Rule(list, "a list of strings"),
+    "logger.tags": Rule(list, "a list of strings", _strings),
     "logger.project": Rule(str, "a W&B project name"),
     "logger.entity": Rule(str, "a W&B entity (user or team), or null", nullable=True),
     "logger.group": Rule(str, "a W&B group name, or null (the sweep's)", nullable=True),
@@ -290,15 +314,86 @@ def problems(cfg: DictConfig) -> list[str]:
 
 
 def _cross_checks(cfg: DictConfig) -> list[str]:
-    problems = []
-    no_val = _lookup(cfg, "data.val_fraction") == 0
-    for key in VAL_MONITORS:
-        if no_val and _lookup(cfg, key) in ("val/loss", "val/acc") and _enabled(cfg, key):
-            problems.append(
-                f"{key}={_lookup(cfg, key)} needs a validation split, but data.val_fraction=0; "
-                f"set data.val_fraction > 0 or monitor a train/ metric."
-            )
-    return problems
+    """Values each fine alone that together cannot work: splits left empty, a val monitor with no validation."""
+    return _split_problems(cfg) + _val_monitor_problems(cfg)
+
+
+def _val_monitor_problems(cfg: DictConfig) -> list[str]:
+    """A monitor of a val/ metric needs validation to run at least once, else it waits on a metric never logged
+    (early stopping and checkpoints would fail or silently keep nothing)."""
+    why = _no_validation(cfg)
+    return [
+        f"{key}={_lookup(cfg, key)} needs validation, but {why}; {_NO_VAL_FIX[why.split('=')[0]]} "
+        f"or monitor a train/ metric."
+        for key in VAL_MONITORS
+        if why and _lookup(cfg, key) in ("val/loss", "val/acc") and _enabled(cfg, key)
+    ]
+
+
+_NO_VAL_FIX = {
+    "data.val_fraction": "set data.val_fraction > 0",
+    "trainer.limit_val_batches": "set trainer.limit_val_batches > 0 (or null)",
+    "trainer.check_val_every_n_epoch": "set trainer.check_val_every_n_epoch ≤ trainer.max_epochs",
+}
+
+
+def _no_validation(cfg: DictConfig) -> str | None:
+    """Why no validation batch is ever run (None: some is), as ``key=value ...`` for the message."""
+    if _lookup(cfg, "data.val_fraction") == 0:
+        return "data.val_fraction=0"
+    sizes = _split_sizes(cfg)
+    if sizes is not None and sizes[1] == 0:
+        return f"data.val_fraction={_lookup(cfg, 'data.val_fraction')} holds out 0 samples"
+    if _lookup(cfg, "trainer.limit_val_batches") == 0:
+        return "trainer.limit_val_batches=0 runs no validation batch"
+    every, epochs = _lookup(cfg, "trainer.check_val_every_n_epoch"), _lookup(cfg, "trainer.max_epochs")
+    if isinstance(every, int) and isinstance(epochs, int) and every > epochs:
+        return (f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs} never reaches a "
+                f"validation epoch")
+    return None
+
+
+# Training-set sizes before the validation split; mnist1d and digits depend on their own keys.
+TRAIN_SIZES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
+DIGITS = 1797  # scikit-learn's 8x8 digits, train and test together
+
+
+def _train_size(cfg: DictConfig) -> int | None:
+    """How many training samples the dataset has before validation is held out (None: not known here)."""
+    name = _lookup(cfg, "data.name")
+    if name == "mnist1d" and isinstance(n := _lookup(cfg, "data.num_samples"), int):
+        return int(n * 0.8)  # mnist1d.make_dataset keeps the first 80% for training
+    if name == "digits" and isinstance(tf := _lookup(cfg, "data.test_fraction"), (int, float)):
+        return DIGITS - math.ceil(tf * DIGITS)  # scikit-learn rounds the test share up
+    return TRAIN_SIZES.get(name)
+
+
+def _split_sizes(cfg: DictConfig) -> tuple[int, int] | None:
+    """(training, validation) sample counts as the data module splits them (None: not known or not valid)."""
+    n, fraction = _train_size(cfg), _lookup(cfg, "data.val_fraction")
+    if n is None or not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
+        return None
+    n_val = int(round(fraction * n))  # the same rounding as tricklab.data.datamodule
+    return n - n_val, n_val
+
+
+def _split_problems(cfg: DictConfig) -> list[str]:
+    """A validation split that leaves no training sample, or a subset larger than what is left, refused before
+    the run starts (the data module would refuse it only after the run folder exists)."""
+    sizes = _split_sizes(cfg)
+    if sizes is None:
+        return []
+    n_train, n_val = sizes
+    fraction, subset = _lookup(cfg, "data.val_fraction"), _lookup(cfg, "data.subset")
+    if n_train == 0:
+        return [f"data.val_fraction={fraction} is not allowed: it holds out all {n_val} training samples for "
+                f"validation, leaving 0 to train on; data.val_fraction must leave at least one "
+                f"(below {1 - 0.5 / n_val:.6g} for this dataset)."]
+    if isinstance(subset, int) and not isinstance(subset, bool) and subset > n_train:
+        return [f"data.subset={subset} is not allowed: the training split has only {n_train} samples "
+                f"({n_train + n_val} training samples, {n_val} held out for validation by "
+                f"data.val_fraction={fraction}); data.subset must be at most {n_train}, or null for all of them."]
+    return []
 
 
 def _enabled(cfg: DictConfig, key: str) -> bool:

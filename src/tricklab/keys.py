@@ -4,8 +4,10 @@ Hydra refuses an unknown key with advice to add a ``+``, and takes any ``+key=va
 ``+data.batchsize=64`` would train with the default batch size. tricklab's rule: an override names a key some
 config defines; ``+`` adds a key only where a library takes extra keyword arguments that tricklab passes
 through (``optimizer.*`` to the torch.optim class, ``trainer.*`` to Lightning's Trainer, each checked against
-that signature when the run starts) and under ``hydra.`` (Hydra's own settings). ``++`` (set or add) and ``~``
-(delete) are left to Hydra. Checked on the config composed from the group choices alone, before any value.
+that signature when the run starts) and under ``hydra.`` (Hydra's own settings). ``++`` (set or add) follows the
+same rule where it would add a key; ``~`` (delete) is refused outside ``hydra.``: tricklab reads every key its
+configs define, so a deleted one fails the run later with a KeyError. Checked on the config composed from the
+group choices alone, before any value.
 """
 
 from __future__ import annotations
@@ -73,14 +75,30 @@ def key_problems(cfg: DictConfig, overrides: Sequence[Override]) -> list[str]:
     found = []
     for override in overrides:
         key = override.key_or_group
-        if override.is_delete() or override.is_force_add() or override.is_hydra_override() or is_group(key):
+        if override.is_hydra_override():
             continue
-        if override.is_add():
+        if override.is_delete():
+            found.append(_deleted(cfg, key, override.input_line))
+            continue
+        if is_group(key):
+            continue
+        exists = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT
+        if override.is_add() or (override.is_force_add() and not exists):
             if not key.startswith(PASS_THROUGH):
                 found.append(_unknown(cfg, key, override.input_line, added=True))
-        elif OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is _ABSENT:
+        elif not exists:
             found.append(_unknown(cfg, key, override.input_line, added=False))
     return found
+
+
+def _deleted(cfg: DictConfig, key: str, line: str | None) -> str:
+    """The message for ``~key``: what to do instead (another choice of a group, another value of a key)."""
+    if is_group(key):
+        instead = f"choose another config of the group instead ({key}=<choice>)"
+    else:
+        instead = f"set it to another value instead ({key}=<value>, or null where null is allowed)"
+    return (f"{line}: {key} may not be deleted: tricklab reads every group and key its configs define, so the run "
+            f"would fail later without it; {instead}. Only hydra. settings may be deleted with ~.")
 
 
 _ABSENT = object()

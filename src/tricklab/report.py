@@ -161,8 +161,12 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
     study = study_of(report.sweep)
     if study is not None:
         report.study, report.findings = study, assess(study, report.sweep)
-    report.plots = draw_all(report, Path(root))
-    (Path(root) / REPORT_FILE).write_text(markdown(report))
+    _check_writable(Path(root))
+    try:
+        report.plots = draw_all(report, Path(root))
+        (Path(root) / REPORT_FILE).write_text(markdown(report))
+    except OSError as err:  # read-only, full disk: one paragraph, the runs' own files are never written here
+        raise DataError(_unwritable_message(Path(root), f"writing the report failed ({err.strerror or err})")) from None
     print_table(report)
     print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.plots)])} in {root}")
     if page is not None:
@@ -175,6 +179,20 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
     if to_wandb:
         log_to_wandb(report, project, group)
     return report
+
+
+def _check_writable(root: Path) -> None:
+    """Refuse a folder the report cannot be written into, before any plot is drawn there."""
+    from tricklab.preflight import unwritable
+
+    if why := unwritable(root):
+        raise DataError(_unwritable_message(root, why))
+
+
+def _unwritable_message(root: Path, why: str) -> str:
+    return (f"{root} cannot hold the report: {why}. tricklab report writes {REPORT_FILE} and its plots into the "
+            f"folder it reads; make it writable, or report a copy (cp -r {root} /tmp/report-copy && tricklab report "
+            f"/tmp/report-copy).")
 
 
 def _blank_if_none(value: object) -> str:

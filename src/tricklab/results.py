@@ -33,21 +33,67 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    """A run's metrics.json, or None when it has none yet."""
+    """A run's metrics.json, or None when it has none yet; ValueError when it is not a record train.py writes
+    (not JSON, not an object, no status, a metric that is no number), so that it is reported as unreadable
+    rather than read as a run with no results."""
     path = Path(run_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    if why := record_problem(record):
+        raise ValueError(why)
+    return record
+
+
+# The sections of metrics.json that hold metric values, and the strings _plain writes for non-finite ones.
+METRIC_SECTIONS = ("final", "best", "test")
+NON_FINITE = ("nan", "inf", "-inf")
+
+
+def record_problem(record: Any) -> str | None:
+    """Why ``record`` (a parsed metrics.json) is not one train.py writes; None when it is."""
+    if not isinstance(record, dict):
+        return f"it holds a JSON {type(record).__name__}, not an object"
+    if not isinstance(record.get("status"), str):
+        return "it has no status"
+    for section in METRIC_SECTIONS:
+        values = record.get(section)
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            return f"its {section} is not an object of metrics"
+        for key, value in values.items():
+            if not _is_metric(value):
+                return f"its {section} metric {key} is {value!r}, not a number"
+    return None
+
+
+def _is_metric(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return value is None or isinstance(value, (int, float)) or (isinstance(value, str) and value.lower() in NON_FINITE)
+
+
+# What a run that starts over would overwrite besides metrics.json: set aside with it, under the same suffix.
+SET_ASIDE_WITH_METRICS = (HISTORY_FILE, "checkpoints")
 
 
 def set_aside_unreadable(run_dir: Path) -> Path | None:
     """Rename a metrics.json that is not valid JSON to ``metrics.json.unreadable-<time>`` (never deleted: it may
-    be the only record of a result), so the job can run again and record itself; the new name, or None."""
+    be the only record of a result), so the job can run again and record itself; the new name, or None.
+    The run's history.csv and checkpoints/ get the same suffix: the run starts over, and would otherwise
+    overwrite the only other record of the earlier attempt without a word."""
     path = Path(run_dir) / METRICS_FILE
     try:
         read_metrics(run_dir)
         return None
     except (OSError, ValueError):
-        moved = path.with_name(f"{METRICS_FILE}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        suffix = f".unreadable-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        moved = path.with_name(METRICS_FILE + suffix)
         path.replace(moved)
+        for name in SET_ASIDE_WITH_METRICS:
+            if (Path(run_dir) / name).exists():
+                (Path(run_dir) / name).replace(Path(run_dir) / (name + suffix))
         return moved
 
 

@@ -31,11 +31,23 @@ def _number(value: Any) -> float:
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run's CSV file (history.csv, layers.csv); DataError for one that is not UTF-8 text or has a
+    row cut short (a full disk, a kill mid-write), which would otherwise be read as missing values."""
     if not path.is_file():
         return []
-    with path.open(newline="") as f:
-        return [{k: (_number(v) if k not in ("name", "type", "activation") else v) for k, v in row.items()}
-                for row in csv.DictReader(f)]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path} cannot be read ({type(err).__name__}: {err}); it must be the UTF-8 CSV train.py "
+                        f"writes. Move it aside (mv {path} {path}.unreadable) to report the run without it.") from None
+    for line, row in enumerate(rows, start=2):
+        if None in row.values() or None in row:
+            raise DataError(f"{path} is cut short or malformed at line {line} (it has a different number of fields "
+                            f"than its header); it must be the CSV train.py writes. Move it aside (mv {path} "
+                            f"{path}.unreadable) to report the run without it.")
+    return [{k: (_number(v) if k not in ("name", "type", "activation") else v) for k, v in row.items()}
+            for row in rows]
 
 
 @dataclass

@@ -88,13 +88,45 @@ def split_cores(cores: Sequence[int], parts: int) -> list[tuple[int, ...]]:
     return shares
 
 
-def visible_gpus(setting: str | Sequence[int | str]) -> list[str]:
-    """The GPU ids to share out: ``auto`` = those CUDA_VISIBLE_DEVICES allows, else every GPU torch sees."""
-    if setting != "auto":
-        return [str(g) for g in setting]
+def visible_gpus(setting: object) -> list[str]:
+    """The GPU ids to share out: ``auto`` = those CUDA_VISIBLE_DEVICES allows, else every GPU torch sees; a list
+    (or a string ``"0,1"``) names them, and each must be one this machine has (a worker on a missing GPU would
+    fail every job, or run on the CPU unseen)."""
+    if setting == "auto":
+        return _machine_gpus()
+    ids = _given_ids(setting)
+    present = _machine_gpus()
+    if missing := [g for g in ids if g not in present]:
+        raise ConfigError(
+            f"hydra.launcher.gpus={_show(setting)} is not allowed: this machine has no GPU {', '.join(missing)} "
+            f"(it has {', '.join(present) or 'none'}); hydra.launcher.gpus must be auto, [] for CPU workers, or a "
+            f"list of the GPU ids it has.")
+    return ids
+
+
+def _given_ids(setting: object) -> list[str]:
+    """The GPU ids of a list or a comma-separated string, each a non-negative integer, given once."""
+    parts = setting.split(",") if isinstance(setting, str) else setting
+    if isinstance(parts, (list, tuple)) or (hasattr(parts, "__iter__") and not isinstance(parts, (str, dict))):
+        ids = [str(g).strip() for g in parts if str(g).strip()]
+        if all(g.isdigit() for g in ids) and not any(isinstance(g, bool) for g in parts) and len(set(ids)) == len(ids):
+            return ids
+    raise ConfigError(
+        f"hydra.launcher.gpus={_show(setting)} is not allowed; hydra.launcher.gpus must be auto (every visible GPU), "
+        f"[] (CPU workers), or GPU ids, each once: a list like [0,1] or a string like '0,1' (a count such as 5 is "
+        f"not a list of ids: write [0,1,2,3,4]).")
+
+
+def _show(setting: object) -> str:
+    return repr(setting) if isinstance(setting, str) else str(list(setting) if hasattr(setting, "__iter__")
+                                                                   and not isinstance(setting, dict) else setting)
+
+
+def _machine_gpus() -> list[str]:
+    """The GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU torch sees."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [g for g in visible.split(",") if g.strip()]
+        return [g.strip() for g in visible.split(",") if g.strip()]
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]

@@ -67,7 +67,7 @@ class SweepManifest:
 
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
-        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        old = _earlier_manifest(self.path)
         launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": timestamp(),
                                                "overrides": overrides, "host": socket.gethostname(),
                                                "pid": os.getpid()}]
@@ -118,6 +118,8 @@ class SweepManifest:
             disk = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return
+        if not isinstance(disk, dict):  # another launcher's write cannot be merged: ours replaces it
+            return
         mine = self.data["launches"][self.launch]
         launches = disk.get("launches", [])
         launches = launches if mine in launches else [*launches, mine]
@@ -147,6 +149,28 @@ class SweepManifest:
                 lines.append(f"  {job['status']:<9} {' '.join(job['overrides'])}  log: {log}{error}")
         lines.append(f"Manifest: {self.path}")
         return "\n".join(lines)
+
+
+def _earlier_manifest(path: Path) -> dict[str, Any]:
+    """The sweep.json an earlier launch wrote ({} when none). One that cannot be read (truncated, not an object)
+    is renamed ``sweep.json.unreadable-<time>``, never deleted, and the sweep goes on: each job's status is in
+    its own metrics.json, so the resume still skips what finished; only the earlier launches' record is lost
+    from the new file (it stays in the renamed one)."""
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+        jobs = old.get("jobs", {}) if isinstance(old, dict) else None
+        if isinstance(jobs, dict) and all(isinstance(job, dict) and "dir" in job for job in jobs.values()):
+            return old
+        why = "it is not a JSON object whose jobs each name their folder"
+    except (OSError, ValueError) as err:
+        why = str(err)
+    moved = path.with_name(f"{path.name}.unreadable-{timestamp().replace(':', '')}-{os.getpid()}")
+    path.replace(moved)
+    print(f"tricklab: warning: {path} could not be read ({why}); kept as {moved.name}, and a new one is written. "
+          f"Each job's status is read from its metrics.json, so finished jobs are still skipped.", file=sys.stderr)
+    return {}
 
 
 @contextlib.contextmanager

@@ -38,13 +38,27 @@ def sweep_dir(resume: str | None, base: str) -> str:
     return _fresh_dirs[base]
 
 
+# What an earlier sweep leaves at the top of its folder (Hydra's record, tricklab's manifest, a search's study).
+SWEEP_MARKS = ("multirun.yaml", "sweep.json", "search.json", "optuna.journal")
+# What a single run (or one job of a sweep) leaves in its own folder.
+RUN_MARKS = ("metrics.json", "history.csv", ".hydra")
+
+
 def _existing(resume: str) -> str:
+    """The folder of ``resume``, which must be an earlier sweep's: an empty value, the working directory or a run's
+    folder would have the sweep write its jobs where they do not belong."""
+    allowed = ("resume must be the folder of an earlier sweep (outputs/multirun/<date>_<time>_<suffix>), whose "
+               "completed jobs are then skipped")
+    if not resume.strip():
+        raise ConfigError(f"resume='{resume}' is empty; {allowed}, or null for a new sweep.")
     path = Path(resume).expanduser().resolve()
     if not path.is_dir():
-        raise ConfigError(
-            f"resume={resume} is not an existing folder; resume must be the folder of an earlier sweep "
-            f"(outputs/multirun/<date>_<time>_<suffix>), whose completed jobs are then skipped."
-        )
+        raise ConfigError(f"resume={resume} is not an existing folder; {allowed}.")
+    if run := [m for m in RUN_MARKS if (path / m).exists()]:
+        raise ConfigError(f"resume={resume} is the folder of a single run (it holds {run[0]}), not of a sweep; "
+                          f"{allowed}.")
+    if not any((path / m).exists() for m in SWEEP_MARKS):
+        raise ConfigError(f"resume={resume} ({path}) holds no sweep (none of {', '.join(SWEEP_MARKS)}); {allowed}.")
     return str(path)
 
 
