@@ -185,6 +185,7 @@ def test_a_fused_sweep_gives_every_job_its_own_folder_files_and_wandb_run(tmp_pa
     from helpers import run_cli
     from wandb_file import find_run_files, read_finished_run
 
+    from tricklab.launch.naming import sweep_group
     from tricklab.report import make_report
 
     root = tmp_path / "sweep"
@@ -205,7 +206,8 @@ def test_a_fused_sweep_gives_every_job_its_own_folder_files_and_wandb_run(tmp_pa
         (run_file,) = find_run_files(job_dir)  # its own W&B run, in its own folder
         wandb_run = read_finished_run(run_file)
         runs.append(wandb_run)
-        assert wandb_run.group == root.name and wandb_run.config["seed"] == record["seed"]
+        assert wandb_run.group == sweep_group(root) and wandb_run.group.startswith("init-")
+        assert wandb_run.config["seed"] == record["seed"] and wandb_run.config["optimizer"] == "adam"
         assert wandb_run.config["init"] == record["choices"]["init"]
         assert [row["epoch"] for row in wandb_run.history if "val/acc" in row] == [1, 2]  # 1-based
         assert wandb_run.summary["test/acc"] == record["test"]["test/acc"]

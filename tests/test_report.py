@@ -138,13 +138,14 @@ def test_single_run_folder_gets_a_report(sweep_dir):
 
 
 def test_wandb_gets_the_table_and_plots_in_the_sweeps_group(report, sweep_dir, monkeypatch):
+    from tricklab.launch.naming import sweep_group
     from tricklab.report import log_to_wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     log_to_wandb(report, project="tricklab-test", group=None)
     (run_file,) = find_run_files(sweep_dir)  # the jobs ran with logger=none: this is the report's run
     run = read_finished_run(run_file)
-    assert run.group == "my-sweep"
+    assert run.group == sweep_group(sweep_dir) and run.job_type == "report"  # the group its runs are in
     (logged,) = run.history
     assert logged["report/configs/_type"] == "table-file"
     assert logged["report/configs/nrows"] == 6  # 4 configs + 2 ensembles

@@ -29,7 +29,7 @@ from tricklab.internals import hydra_callbacks
 from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
 from tricklab.launch.manifest import MANIFEST_FILE, SweepManifest
 from tricklab.launch.messages import JobOrder, Setup
-from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir
+from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir, sweep_group
 from tricklab.launch.pool import STOP_GRACE_S, WorkerPool
 
 TESTS_DIR = Path(__file__).parent
@@ -280,7 +280,7 @@ def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_p
         (run_file,) = find_run_files(job_dir)
         run = read_run(run_file)
         runs[run.run_id] = run
-        assert run.group == sweep.name  # one W&B group per sweep, named after its folder
+        assert run.group == sweep_group(sweep) == f"init-{sweep.name[-6:]}"  # one group: swept keys + folder hex
         assert run.config["overrides"] == metrics_of(job_dir)["overrides"]  # no W&B run leaked between jobs
     assert len(runs) == 4
 
@@ -413,7 +413,7 @@ def test_ray_launcher_runs_jobs_as_ray_tasks_isolates_a_dead_one_and_resumes(tmp
     pids = [jobs[name]["pid"] for name in done] + [int((sweep / dead / ATTEMPTS).read_text())]
     assert len(set(pids)) == 4  # every job in a fresh process
     runs = [read_run(f) for name in done for f in find_run_files(sweep / name)]
-    assert len({run.run_id for run in runs}) == 3 and {run.group for run in runs} == {sweep.name}
+    assert len({run.run_id for run in runs}) == 3 and {run.group for run in runs} == {sweep_group(sweep)}
     assert sorted(run.config["overrides"] for run in runs) == sorted(metrics_of(sweep / n)["overrides"] for n in done)
 
     # Resumed, asking for one retry: the completed jobs are skipped (their records untouched); the dead job is

@@ -50,6 +50,7 @@ class WandbRun:
 
     run_id: str = ""
     group: str = ""
+    job_type: str = ""
     tags: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
@@ -70,7 +71,7 @@ def read_run(path: Path) -> WandbRun:
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.run_id, run.group = record.run.run_id, record.run.run_group
+            run.run_id, run.group, run.job_type = record.run.run_id, record.run.run_group, record.run.job_type
             run.tags = list(record.run.tags)
             run.config.update(_items(record.run.config.update))
         elif kind == "config":

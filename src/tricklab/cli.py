@@ -26,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("dir", type=Path, help="a run folder or a sweep folder")
     report.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B")
     report.add_argument("--project", default="tricklab", help="W&B project (default: tricklab)")
-    report.add_argument("--group", default=None, help="W&B group (default: the sweep folder's name, as for its runs)")
+    report.add_argument("--group", default=None, help="W&B group (default: the group of the folder's runs)")
     report.add_argument("--page", type=Path, default=None, metavar="DIR",
                         help="also write the study's page and its plots to DIR (docs/studies) and update its index")
     study = commands.add_parser(
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             from tricklab.search.report import is_search, make_search_report
 
             if is_search(args.dir):  # hparams_search=optuna: trials, not configs over seeds
-                make_search_report(args.dir)
+                make_search_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group)
             else:
                 make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group, page=args.page)
         elif args.command == "study" and args.name == "list":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import netrc
 import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,39 @@ from tricklab.choices import check
 LOGGERS = ("wandb", "csv", "tensorboard", "none")
 
 WANDB_HOST = "api.wandb.ai"
+# In a run folder: the id of its W&B run, so that a run resumed from its checkpoint continues that W&B run.
+WANDB_ID_FILE = "wandb_id.txt"
+
+
+@dataclass
+class WandbRun:
+    """Which W&B run a job logs to: its id (an earlier attempt's, for a resumed run) and its job type (train,
+    search, study)."""
+
+    run_id: str
+    job_type: str = "train"
+
+
+class TricklabWandbLogger(WandbLogger):
+    """Lightning's WandbLogger less its hyper-parameter logging: at the start of fit Lightning writes the module's
+    hparams (optimizer, scheduler, clip, regularization as dicts) into the run config, over the flat choice
+    columns (``optimizer: adam``); the same values are already there, in the composed config under ``cfg``."""
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Nothing: the run config is written once, when the run starts (``build_logger``)."""
+
+
+def wandb_run_id(run_dir: Path, resuming: bool, keep: bool = True) -> str:
+    """The W&B run id of the run in ``run_dir``: the one kept in its WANDB_ID_FILE when the run resumes, else a
+    new one, kept there (``keep``) for a later resume. A run started over gets a new id: its history starts at
+    step 0 again, which W&B would refuse to append to the old run."""
+    path = Path(run_dir) / WANDB_ID_FILE
+    if resuming and path.is_file() and (kept := path.read_text().strip()):
+        return kept
+    run_id = secrets.token_hex(4)  # 8 of [0-9a-f]: a valid W&B run id, as unlikely to clash as W&B's own
+    if keep:
+        path.write_text(run_id + "\n")
+    return run_id
 
 
 def has_wandb_credentials() -> bool:
@@ -35,10 +70,11 @@ def wandb_mode(requested: str) -> str:
 
 def build_logger(
     cfg: dict[str, Any], run_dir: Path, name: str, group: str | None, tags: list[str], config: dict[str, Any],
-    own_run: bool = False, quiet: bool = False,
+    own_run: bool = False, quiet: bool = False, wandb_run: WandbRun | None = None,
 ) -> Logger | None:
     """The logger ``cfg['name']`` writing under ``run_dir``; ``config`` is what W&B records as the run config.
-    ``quiet``: W&B prints nothing (``silent_wandb``).
+    ``quiet``: W&B prints nothing (``silent_wandb``); ``wandb_run``: the W&B run's id and job type (default: a
+    new id, job type train).
 
     ``own_run``: start the W&B run now, as a new run beside any already open in this process (W&B's
     ``reinit="create_new"``): Lightning's WandbLogger would otherwise reuse the open one, and the members of a
@@ -47,25 +83,34 @@ def build_logger(
     kind = cfg["name"]
     check(LOGGERS, "logger", kind)
     if kind == "wandb":
-        mode = wandb_mode(cfg["mode"])
-        if mode == "disabled":
-            return None
-        settings = {"name": name, "project": cfg["project"], "entity": cfg.get("entity"),
-                    "group": cfg.get("group") or group, "tags": [*tags, *cfg.get("tags", [])], "config": config,
-                    "mode": mode}
-        if quiet:
-            settings["settings"] = silent_wandb()
-        if own_run:
-            import wandb
-
-            run = wandb.init(dir=str(run_dir), reinit="create_new", **settings)
-            return WandbLogger(experiment=run, save_dir=str(run_dir))
-        return WandbLogger(save_dir=str(run_dir), **settings)
+        return _wandb_logger(cfg, run_dir, name, group, tags, config, own_run, quiet, wandb_run)
     if kind == "csv":
         return CSVLogger(str(run_dir), name="csv", version="")
     if kind == "tensorboard":
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     return None  # none
+
+
+def _wandb_logger(
+    cfg: dict[str, Any], run_dir: Path, name: str, group: str | None, tags: list[str], config: dict[str, Any],
+    own_run: bool, quiet: bool, wandb_run: WandbRun | None,
+) -> WandbLogger | None:
+    mode = wandb_mode(cfg["mode"])
+    if mode == "disabled":
+        return None
+    wandb_run = wandb_run or WandbRun(wandb_run_id(run_dir, resuming=False, keep=False))
+    settings = {"name": name, "project": cfg["project"], "entity": cfg.get("entity"),
+                "group": cfg.get("group") or group, "tags": [*tags, *cfg.get("tags", [])], "config": config,
+                "mode": mode, "id": wandb_run.run_id, "job_type": wandb_run.job_type,
+                "resume": "allow"}  # an id W&B has seen continues that run; a new id starts one
+    if quiet:
+        settings["settings"] = silent_wandb()
+    if own_run:
+        import wandb
+
+        run = wandb.init(dir=str(run_dir), reinit="create_new", **settings)
+        return TricklabWandbLogger(experiment=run, save_dir=str(run_dir))
+    return TricklabWandbLogger(save_dir=str(run_dir), **settings)
 
 
 def silent_wandb() -> Any:

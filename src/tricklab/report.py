@@ -137,15 +137,23 @@ def print_table(report: Report, title: str | None = None) -> None:
 
 def log_to_wandb(report: Report, project: str, group: str | None) -> None:
     """The table and plots to a W&B run (job_type report) in the sweep's group."""
+    log_report_run(report.sweep.root, *table(report), report.plots, project, group)
+
+
+def log_report_run(root: Path, header: list[str], rows: list[list[str]], images: list[Path], project: str,
+                   group: str | None) -> None:
+    """A W&B run (job type ``report``, named ``report-<folder>``) holding a report's table and images, in
+    ``group`` (default: the group of the folder's runs, which their sweeper kept in it, else the folder's name)."""
     import wandb
 
+    from tricklab.launch.naming import sweep_group
     from tricklab.loggers import wandb_mode
 
-    header, rows = table(report)
-    run = wandb.init(project=project, group=group or report.sweep.root.name, job_type="report",
-                     name=f"report-{report.sweep.root.name}", dir=str(report.sweep.root), mode=wandb_mode("auto"))
+    root = Path(root)
+    run = wandb.init(project=project, group=group or sweep_group(root), job_type="report", name=f"report-{root.name}",
+                     dir=str(root), mode=wandb_mode("auto"), reinit="create_new")
     run.log({"report/configs": wandb.Table(columns=header, data=rows),
-             **{f"report/{path.stem}": wandb.Image(str(path)) for path in report.plots}})
+             **{f"report/{path.stem}": wandb.Image(str(path)) for path in images}})
     run.finish()
 
 

@@ -22,7 +22,7 @@ from tricklab.chatter import quiet_libraries
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
 from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
 from tricklab.launch.manifest import finished, job_status
-from tricklab.launch.naming import discard_if_unused
+from tricklab.launch.naming import discard_if_unused, sweep_group
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
 
@@ -88,7 +88,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     callbacks = build_callbacks(cfg.callbacks, ctx.run_dir, cfg.diagnostics, cfg.averaging, cfg.verbose)
     if ctx.trial is not None:
         callbacks.others.append(ctx.trial)
-    logger = run_logger(cfg, plain, ctx, record["name"], record["params"])
+    logger = run_logger(cfg, plain, ctx, record["name"], record["params"], resuming=bool(record["resumed_from"]))
     trainer = build_trainer(cfg, ctx.run_dir, callbacks.all(), logger)
     return PreparedRun(datamodule, module, callbacks, trainer, logger, record, started)
 
@@ -253,15 +253,47 @@ def read_checkpoint(path: Path, run_dir: Path) -> dict[str, Any]:
         ) from None
 
 
-def run_logger(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, params: int, own_run: bool = False):
+def run_logger(cfg: DictConfig, plain: dict[str, Any], ctx: RunContext, name: str, params: int, own_run: bool = False,
+               resuming: bool = False):
     """The run's experiment logger (``logger=...``), tagged with its choices; ``own_run``: a W&B run of its own
-    even while another is open in this process (the members of a fused pack)."""
-    from tricklab.loggers import build_logger
+    even while another is open in this process (the members of a fused pack); ``resuming``: the run continues
+    from its checkpoint, and its W&B run too (the id kept in the run folder)."""
+    from tricklab.loggers import WandbRun, build_logger, wandb_run_id
 
     tags = [f"{group}:{choice}" for group, choice in ctx.choices.items()]
-    wandb_config = {**ctx.choices, "seed": cfg.seed, "params": params, "overrides": ctx.overrides, "config": plain}
+    wandb_config = {**ctx.choices, **overridden_values(cfg, ctx.overrides), "seed": cfg.seed, "params": params,
+                    "overrides": ctx.overrides, "cfg": plain}
+    wandb_run = None
+    if plain["logger"]["name"] == "wandb":  # only rank 0 keeps the id: the other ranks never open the W&B run
+        wandb_run = WandbRun(wandb_run_id(ctx.run_dir, resuming, keep=_leads()), job_type(cfg, ctx))
     return build_logger(plain["logger"], ctx.run_dir, name, ctx.group, tags, wandb_config, own_run,
-                        quiet=not cfg.verbose)
+                        quiet=not cfg.verbose, wandb_run=wandb_run)
+
+
+def overridden_values(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """Each key set on the command line (or by the sweep) with its value as the run uses it (``dropout.p: 0.5``,
+    resolved and typed), for W&B's flat config columns; group choices (``init=he``, already a column of their
+    own), other groups' choices, deletions and plumbing (paths, logger, ...) are left out."""
+    values = {}
+    for override in overrides:
+        if override.startswith("~"):
+            continue
+        key = override.lstrip("+").partition("=")[0]
+        if key in TRICK_GROUPS or key.startswith(PLUMBING):
+            continue
+        value = OmegaConf.select(cfg, key, default=None)
+        if isinstance(value, DictConfig):  # a group's choice outside TRICK_GROUPS (diagnostics=on): it is in cfg
+            continue
+        values[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+    return values
+
+
+def job_type(cfg: DictConfig, ctx: RunContext) -> str:
+    """The W&B job type of a run: ``search`` for a trial of hparams_search, ``study`` for a job of a study's sweep
+    (its experiment has a study block), else ``train``."""
+    if ctx.trial is not None:
+        return "search"
+    return "study" if ctx.group is not None and cfg.get("study") else "train"
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[Any], logger: Any):
@@ -405,7 +437,7 @@ def context_from_hydra() -> RunContext:
 def context_of(hydra_cfg: DictConfig, run_dir: Path, multirun: bool) -> RunContext:
     """The RunContext of a job from its ``hydra`` config node (its choices and overrides), writing to ``run_dir``."""
     choices = {g: str(c) for g, c in hydra_cfg.runtime.choices.items() if g in TRICK_GROUPS and c is not None}
-    group = Path(hydra_cfg.sweep.dir).name if multirun else None
+    group = sweep_group(Path(hydra_cfg.sweep.dir)) if multirun else None
     return RunContext(run_dir, choices, list(hydra_cfg.overrides.task), group)
 
 

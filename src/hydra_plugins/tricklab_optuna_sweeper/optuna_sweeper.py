@@ -75,6 +75,7 @@ class OptunaSweeper(Sweeper):
         for params in settings.enqueue:
             study.enqueue_trial(params, skip_if_exists=True)
         write_search_file(sweep_dir, settings, space.fixed, space.specs)
+        self.keep_group(sweep_dir, list(space.distributions))
         n_trials = settings.n_trials if grid is None else min(settings.n_trials, _grid_size(grid))
         jobs = self.launcher if hasattr(self.launcher, "start_job") else BatchJobs(self.launcher, settings.n_jobs)
         told = Search(settings, space, study, jobs, sweep_dir, self.check, self.config.seed, n_trials).run()
@@ -83,6 +84,13 @@ class OptunaSweeper(Sweeper):
         if told["failed"]:
             raise SearchFailed(line)
         return told
+
+    def keep_group(self, sweep_dir: Path, searched: list[str]) -> str:
+        """The W&B group of the trials' runs, ``<experiment or searched keys>-<6 hex>``, kept in the sweep folder
+        (the trials and ``tricklab report --wandb`` read it there; a resumed search keeps the first one)."""
+        from tricklab.launch.naming import keep_group, sweep_label
+
+        return keep_group(sweep_dir, sweep_label(self.config.hydra.runtime.choices.get("experiment"), searched))
 
     def check(self, overrides: list[str]) -> None:
         """ConfigError when the job config of ``overrides`` does not compose or fails tricklab's checks."""

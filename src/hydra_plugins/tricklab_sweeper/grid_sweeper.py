@@ -81,6 +81,7 @@ class GridSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))  # resolving it creates it: only now
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        self.keep_group(sweep_dir, [list(j.overrides) for j in jobs])
         arms = f" in {len(self._selected_arms())} arms" if self.arms else ""
         log.info(f"Sweep {sweep_dir}: {len(jobs)} jobs{arms}")
         returns, first = [], 0
@@ -91,6 +92,14 @@ class GridSweeper(Sweeper):
             first += len(batch)
             returns.append(results)
         return returns
+
+    def keep_group(self, sweep_dir: Path, job_overrides: list[list[str]]) -> str:
+        """The W&B group of the sweep's jobs, ``<experiment or swept keys>-<6 hex>``, kept in the sweep folder
+        (the jobs read it there; a resume keeps the first launch's)."""
+        from tricklab.launch.naming import keep_group, sweep_label, varying_keys
+
+        experiment = self.config.hydra.runtime.choices.get("experiment")
+        return keep_group(sweep_dir, sweep_label(experiment, varying_keys(job_overrides)))
 
     def jobs(self, arguments: list[str]):
         """The sweep's jobs: ``params`` then the command line, expanded with the arms."""

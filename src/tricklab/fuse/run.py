@@ -170,7 +170,8 @@ def _member(k: int, cfg: DictConfig, ctx: RunContext, plain: dict[str, Any], par
     record = new_record(cfg, ctx, params, datamodule)
     alone = build_callbacks(cfg.callbacks, ctx.run_dir, averaging=cfg.averaging)  # its history's columns too
     member = Member(k, ctx.run_dir, record, alone.history,
-                    logger=run_logger(cfg, plain, ctx, record["name"], params, own_run=True))
+                    logger=run_logger(cfg, plain, ctx, record["name"], params, own_run=True,
+                                      resuming=bool(record["resumed_from"])))
     if alone.guard is not None:
         alone.guard.stop_run = member.stop
         member.guard = alone.guard

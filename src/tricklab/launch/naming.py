@@ -7,6 +7,7 @@ Only the standard library is imported here: the resolvers are registered on ever
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import shutil
 from datetime import datetime
@@ -20,6 +21,10 @@ MAX_DIRNAME = 120
 # Characters an override may keep in a folder name; everything else (a "/" above all) is %-escaped.
 SAFE_CHARS = "=,.-_+[]:@"
 DEFAULT_JOB = "defaults"
+# In a sweep folder: the W&B group of its jobs, written by its sweeper on the first launch (a resume keeps it).
+GROUP_FILE = "wandb_group.txt"
+# Longest label (the experiment or the swept keys) in a group name before keys are left out.
+MAX_GROUP_LABEL = 48
 
 _fresh_dirs: dict[str, str] = {}
 _made_parents: dict[str, list[Path]] = {}  # base -> the folders above a new folder that creating it made
@@ -127,3 +132,60 @@ def folder_clash(jobs: list[tuple[list[str], Path]]) -> str | None:
             )
         seen[folder] = overrides
     return None
+
+
+def group_name(label: str, sweep_dir: Path) -> str:
+    """``<label>-<hex>``: the sweep's label (its experiment, or the keys it sweeps) and the hex that tells the
+    folder apart (the 6 hex of ``<date>_<time>_<6 hex>``, a study folder's 8 hex, else 6 hex of its path)."""
+    name = Path(sweep_dir).name
+    found = re.fullmatch(r"(?:.*_)?([0-9a-f]{6,})", name)
+    tail = found.group(1) if found else hashlib.sha1(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:6]
+    return f"{label}-{tail}"
+
+
+def swept_label(keys: list[str]) -> str:
+    """The keys a sweep varies joined by ``+`` (``init+norm``), cut to whole keys with ``+N`` for the rest when
+    long; ``seed`` only when nothing else varies (seeds repeat a config, as in the report); ``sweep`` for none."""
+    factors = [k for k in keys if k != "seed"] or list(keys)
+    label = ""
+    for i, key in enumerate(factors):
+        if label and len(label) + len(key) + 1 > MAX_GROUP_LABEL:
+            return f"{label}+{len(factors) - i}"
+        label = f"{label}+{key}" if label else key
+    return label or "sweep"
+
+
+def keep_group(sweep_dir: Path, label: str) -> str:
+    """The W&B group of the sweep in ``sweep_dir``: the one an earlier launch wrote into its GROUP_FILE (a resumed
+    sweep stays in its group), else ``group_name(label, sweep_dir)``, written there now."""
+    path = Path(sweep_dir) / GROUP_FILE
+    if path.is_file() and (kept := path.read_text().strip()):
+        return kept
+    group = group_name(label, sweep_dir)
+    path.write_text(group + "\n")
+    return group
+
+
+def sweep_group(sweep_dir: Path) -> str:
+    """The W&B group of a job in ``sweep_dir``: what its sweeper wrote (``keep_group``), else the folder's name
+    (a sweep by another sweeper than tricklab's)."""
+    path = Path(sweep_dir) / GROUP_FILE
+    kept = path.read_text().strip() if path.is_file() else ""
+    return kept or Path(sweep_dir).name
+
+
+def varying_keys(job_overrides: list[list[str]]) -> list[str]:
+    """The override keys whose values differ between the jobs of a sweep, in command-line order."""
+    values: dict[str, set[str]] = {}
+    for overrides in job_overrides:
+        for override in overrides:
+            key, _, value = override.lstrip("+~").partition("=")
+            values.setdefault(key, set()).add(value)
+    counts = {key: sum(any(o.lstrip("+~").partition("=")[0] == key for o in job) for job in job_overrides)
+              for key in values}
+    return [key for key, seen in values.items() if len(seen) > 1 or counts[key] < len(job_overrides)]
+
+
+def sweep_label(experiment: str | None, swept: list[str]) -> str:
+    """What a sweep's W&B group is named for: its experiment when all its jobs share one, else its swept keys."""
+    return experiment if experiment and "experiment" not in swept else swept_label(swept)

@@ -111,8 +111,10 @@ def markdown(report: SearchReport) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def make_search_report(root: Path) -> SearchReport:
-    """Summarise the search in ``root``, draw its figures, write report.md there, print the table."""
+def make_search_report(root: Path, to_wandb: bool = False, project: str = "tricklab",
+                       group: str | None = None) -> SearchReport:
+    """Summarise the search in ``root``, draw its figures, write report.md there, print the table; ``to_wandb``:
+    also log the trials table and the figures to a W&B run (job type report) in the trials' group."""
     from rich.console import Console
     from rich.table import Table
 
@@ -130,6 +132,10 @@ def make_search_report(root: Path) -> SearchReport:
     if report.best_command:
         console.print(f"best: {report.best_command}", soft_wrap=True)
     print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.figures)])} in {root}")
+    if to_wandb:
+        from tricklab.report import log_report_run
+
+        log_report_run(Path(root), report.header, report.rows, report.figures, project, group)
     return report
 
 
