@@ -413,8 +413,9 @@ def test_launcher_gpus_as_a_string_are_ids_not_characters(monkeypatch):
 
 
 @pytest.mark.parametrize(("line", "says"), [
-    ("-m seed=0 hydra.launcher.fuse=2", "hydra.launcher.fuse is not a setting of the basic launcher"),
-    ("-m seed=0 +hydra.launcher.fuse=2", "add hydra/launcher=local"),
+    ("-m seed=0 hydra/launcher=basic hydra.launcher.fuse=2",
+     "hydra.launcher.fuse is not a setting of the basic launcher"),
+    ("-m seed=0 hydra/launcher=basic +hydra.launcher.fuse=2", "add hydra/launcher=local"),
     ("-m seed=0 hydra/launcher=local hydra.launcher.fusee=2", "its settings are: workers, gpus, fuse, jobs_per_gpu")])
 def test_a_setting_the_chosen_launcher_lacks_is_refused_before_hydra(tmp_path, capsys, line, says):
     err = refused(["-m", f"paths.output_dir={tmp_path / 'out'}", *line.split()[1:]], capsys)

@@ -124,8 +124,10 @@ def test_more_cpu_workers_than_cores_get_one_core_each():
 def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     assert visible_gpus("auto") == ["2", "5"]
-    assert visible_gpus([0, 3]) == ["0", "3"]
+    assert visible_gpus([5, 2]) == ["5", "2"]
     assert visible_gpus([]) == []
+    with pytest.raises(ConfigError, match="this machine has no GPU 0, 3"):  # ids it was not given
+        visible_gpus([0, 3])
 
 
 # --- folder names ------------------------------------------------------------------------------------------
@@ -146,6 +148,7 @@ def test_sweeps_started_in_the_same_second_get_different_folders(tmp_path):
 
 
 def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
+    (tmp_path / "sweep.json").write_text("{}")  # an earlier sweep's folder
     assert sweep_dir(str(tmp_path), "ignored") == str(tmp_path.resolve())
     with pytest.raises(ConfigError, match="resume="):
         sweep_dir(str(tmp_path / "nope"), "ignored")
@@ -157,7 +160,8 @@ def test_resuming_a_missing_folder_is_a_config_error(tmp_path):
     (["hydra/launcher=local", "logger=none,csv"], "would share the folder"),
     (["hydra/launcher=ray", "hydra.launcher.num_gpus=-1"], "hydra.launcher.num_gpus=-1 is not allowed"),
 ])
-def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says):
+def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # two GPU ids the launcher may be given (none is used)
     result = run_cli(["-m", f"paths.output_dir={tmp_path}", "seed=0", *overrides])
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
@@ -289,7 +293,8 @@ def test_failed_and_diverged_jobs_are_recorded_and_the_sweep_goes_on(tmp_path, d
     # Lightning refuses gradient_clip_val inside the run (tricklab optimizes manually; a bad value such as
     # precision=bogus is refused before the sweep starts), lr=1e12 makes the loss non-finite; two fake GPUs.
     result = run_cli(sweep_args(tmp_path, data_dir, "hydra.launcher.gpus=[0,1]", "logger=none",
-                                "+trainer.gradient_clip_val=null,0.5", "optimizer.lr=0.01,1e12"))
+                                "+trainer.gradient_clip_val=null,0.5", "optimizer.lr=0.01,1e12"),
+                     env={"CUDA_VISIBLE_DEVICES": "0,1"})
     assert result.returncode == 1
     assert "1 completed, 1 diverged, 2 failed" in result.stdout
     sweep = only_sweep_dir(tmp_path)
@@ -485,11 +490,12 @@ def test_sweeps_use_the_local_launcher_unless_another_is_chosen():
     (["hydra.launcher.gpus=[]", "hydra.launcher.jobs_per_gpu=2"], 0, "jobs_per_gpu=2 is not allowed without GPUs"),
     (["hydra.launcher.gpus=[]", "hydra.launcher.jobs_per_gpu=x"], 0, "jobs_per_gpu=x is not allowed"),
 ])
-def test_local_launcher_checks_jobs_per_gpu_as_composed(overrides, slots, says):
+def test_local_launcher_checks_jobs_per_gpu_as_composed(overrides, slots, says, monkeypatch):
     """The launcher Hydra builds from the composed config: the grid sweeper asks its ``problems()`` before
     creating the sweep folder (``test_bad_inputs`` runs the same through the command line)."""
     from hydra.utils import instantiate
 
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # the fake GPUs' ids
     launcher = instantiate(composed_hydra("hydra/launcher=local", *overrides)["launcher"])
     problems = launcher.problems()
     if says is None:
@@ -606,6 +612,7 @@ def test_a_resumed_sweep_refuses_a_job_cut_short_whose_config_changed(tmp_path, 
             return compose("config", [f"resume={tmp_path}", "hydra.sweep.subdir=job0", *overrides],
                            return_hydra_config=True)
 
+    (tmp_path / "multirun.yaml").write_text("{}\n")  # resume= takes an earlier sweep's folder
     job = tmp_path / "job0"
     (job / ".hydra").mkdir(parents=True)
     (job / "checkpoints").mkdir()

@@ -46,7 +46,7 @@ def test_a_sweep_gives_one_grouped_wandb_run_per_job(tmp_path):
         assert run.config["cfg"]["optimizer"]["lr"] == 0.001 and run.config["cfg"]["dropout"]["p"] == 0.1
         assert f"init={init}" in run.config["overrides"]
         epochs = [row for row in run.history if "val/acc" in row]
-        assert len(epochs) == 1 and epochs[0]["epoch"] == 0
+        assert len(epochs) == 1 and epochs[0]["epoch"] == 1  # 1-based, as history.csv
         assert run.summary["test/acc"] == metrics["test"]["test/acc"]
         assert run.summary["status"] == "completed"
     assert {r.config["init"] for r in runs} == {"lecun", "he"}
