@@ -36,6 +36,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -384,6 +385,7 @@ def decide(study: Study, claim: Claim, entry: str, by_arm: Mapping[str, list[Run
     seeded = {name: {run.metrics.get("seed"): run for run in runs if run.status in ("completed", "diverged")}
               for name, runs in by_arm.items()}
 
+    @cache  # asked again for the same look: by the scan for the last look in, the walk and the answer
     def sides(n_units: int) -> tuple[list[Run], list[Run]] | None:
         """The arm's and the baseline's runs of the first n_units·k seeds (a group: its best member on them)."""
         seeds = range(n_units * k)
@@ -398,6 +400,7 @@ def decide(study: Study, claim: Claim, entry: str, by_arm: Mapping[str, list[Run
             picked.append([seeded[member][s] for s in seeds])
         return picked[0], picked[1]
 
+    @cache  # an ensemble unit reads its members' prediction files: once per look, not once per ask
     def differences(n_units: int) -> np.ndarray | None:
         found = sides(n_units)
         if found is None:
