@@ -155,3 +155,17 @@ def test_every_leaf_of_every_group_yaml_has_a_value_rule_or_names_its_check():
                     and key.split(".", 1)[1] not in CHECKED_ELSEWHERE:
                 unchecked.append(f"{path.relative_to(CONF_DIR)}: {key}")
     assert unchecked == []
+
+
+def test_job_folder_names_leave_out_every_plumbing_key():
+    """config.PLUMBING (keys that say where or how a run writes, not what it trains) and the job folders' exclude
+    list name the same keys: a plumbing key left in the folder name would make a resumed sweep miss its jobs."""
+    from omegaconf import OmegaConf
+
+    from tricklab.config import PLUMBING
+
+    hydra = OmegaConf.load(CONF_DIR / "hydra" / "default.yaml")
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    paths = {f"paths.{key}" for key in OmegaConf.load(CONF_DIR / "paths" / "default.yaml")}
+    expected = {key for key in PLUMBING if key not in ("hydra", "paths")} | paths
+    assert expected <= excluded, sorted(expected - excluded)
