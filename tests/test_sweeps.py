@@ -255,6 +255,29 @@ def test_a_job_that_failed_before_it_started_is_recorded_in_a_folder_made_for_it
     assert returned.status == JobStatus.FAILED
 
 
+def test_a_job_entered_with_its_composed_config_is_not_composed_again(tmp_path):
+    from tricklab.launch.jobs import SweepJobs
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
+                         return_hydra_config=True)
+
+    class CountingLoader:
+        calls = 0
+
+        def load_sweep_config(self, master_config, overrides):
+            CountingLoader.calls += 1
+            return config.copy()
+
+    jobs = SweepJobs(config, HydraContext(config_loader=CountingLoader(), callbacks=hydra_callbacks()))
+    given = config.copy()
+    order = jobs.enter(3, ["seed=0"], given)  # as the Optuna sweeper starts a trial whose config it checked
+    assert CountingLoader.calls == 0 and order.config is given and order.config.hydra.job.num == 3
+    assert order.job_dir == tmp_path / "job0"
+    jobs.enter(4, ["seed=0"])  # without one, the launcher composes it
+    assert CountingLoader.calls == 1
+
+
 # --- real multiruns ----------------------------------------------------------------------------------------
 
 def test_parallel_cpu_sweep_gives_each_job_its_folder_status_and_wandb_run(tmp_path, data_dir):
