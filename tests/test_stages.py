@@ -24,7 +24,7 @@ def test_grad_norm_and_clip_by_norm_match_torch():
     expected_norm = torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
     norm = grad_norm(grads)
     assert norm == pytest.approx(float(expected_norm))
-    clip_by_norm_(grads, norm, 1.0)
+    clip_by_norm_(params, grads, norm, 1.0)
     for p, g in zip(params, grads, strict=True):
         torch.testing.assert_close(g, p.grad)
     assert float(grad_norm(grads)) == pytest.approx(1.0, rel=1e-5)
@@ -32,7 +32,7 @@ def test_grad_norm_and_clip_by_norm_match_torch():
 
 def test_clip_by_value_and_none():
     grads = gradients(1)
-    build_clip({"name": "value", "max_value": 0.5})(grads, None)
+    build_clip({"name": "value", "max_value": 0.5})(grads, grads, None)  # its params go unread
     assert max(float(g.abs().max()) for g in grads) == pytest.approx(0.5)
     assert build_clip({"name": "none"}) is None and build_clip(None) is None
 
@@ -45,12 +45,12 @@ def test_each_stacked_member_is_measured_and_clipped_as_if_alone():
     assert norms.shape == (3,)
     for k, grads in enumerate(alone):
         assert float(norms[k]) == pytest.approx(float(grad_norm(grads)), rel=1e-6)
-        clip_by_norm_(grads, grad_norm(grads), 2.0)
-    clip_by_norm_(stacked, norms, 2.0)
+        clip_by_norm_(grads, grads, grad_norm(grads), 2.0)  # params go unread
+    clip_by_norm_(stacked, stacked, norms, 2.0)
     for k, grads in enumerate(alone):
         for member_grad, own in zip((s[k] for s in stacked), grads, strict=True):
             torch.testing.assert_close(member_grad, own)
-    clip_by_value_(stacked, None, 0.1)
+    clip_by_value_(stacked, stacked, None, 0.1)
     assert float(max(s.abs().max() for s in stacked)) == pytest.approx(0.1)
 
 
