@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tricklab.tricks.clip import build_clip, clip_by_norm_, clip_by_value_, grad_norm
+from tricklab.tricks.clip import build_clip, clip_adaptive_, clip_by_norm_, clip_by_value_, grad_norm, needs_norm
 from tricklab.tricks.regularization import penalty
 
 
@@ -62,3 +62,47 @@ def test_penalty_per_member_is_each_models_penalty():
     assert per_member.tolist() == pytest.approx(expected, rel=1e-6)
     by_hand = sum(0.01 * w.abs().sum() + 0.05 * w.pow(2).sum() for w in weights[0])
     assert expected[0] == pytest.approx(float(by_hand), rel=1e-6)
+
+
+def test_adaptive_clipping_holds_each_units_gradient_to_lambda_times_its_weights_norm():
+    """By hand: W's rows have norms 5 and 0 (floored to ε), b's norm is 5; λ = 0.1."""
+    w, b = torch.tensor([[3.0, 4.0], [0.0, 0.0]]), torch.tensor([3.0, 4.0])
+    gw, gb = torch.tensor([[0.3, 0.4], [1.0, 0.0]]), torch.tensor([0.03, 0.04])
+    build_clip({"name": "agc", "clip_factor": 0.1, "eps": 1e-3})([w, b], [gw, gb], None)
+    # row 0: ‖g‖/‖W‖ = 0.5/5 = 0.1, not above λ: unchanged; row 1: ‖g‖ = 1 > 0.1·1e-3, scaled to 1e-4
+    torch.testing.assert_close(gw, torch.tensor([[0.3, 0.4], [1e-4, 0.0]]))
+    torch.testing.assert_close(gb, torch.tensor([0.03, 0.04]))  # 0.05/5 = 0.01 ≤ λ: the bias is one unit
+    big = torch.tensor([6.0, 8.0])  # ‖g‖ = 10 > 0.1·5: g·0.5/10
+    clip_adaptive_([b], [big], None, clip_factor=0.1, eps=1e-3)
+    torch.testing.assert_close(big, torch.tensor([0.3, 0.4]))
+    generator = torch.Generator().manual_seed(0)
+    conv_w = torch.randn(4, 3, 5, generator=generator)  # conv filters: one unit per output channel, (in, kernel)
+    conv_g = torch.randn(4, 3, 5, generator=generator) * 10
+    expected = [g * min(1.0, 0.01 * max(float(wk.norm()), 1e-3) / float(g.norm()))
+                for wk, g in zip(conv_w, conv_g, strict=True)]
+    clip_adaptive_([conv_w], [conv_g], None, clip_factor=0.01, eps=1e-3)
+    torch.testing.assert_close(conv_g, torch.stack(expected))
+    assert not needs_norm({"name": "agc", "clip_factor": 0.1, "eps": 1e-3})
+
+
+def test_adaptive_clipping_of_stacked_members_is_each_members_own():
+    """A fused pack stacks its members' parameters along dimension 0: each member's units are clipped by its own
+    weights' norms, as the member alone would be."""
+    def params(seed: int) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        return [torch.randn(shape, generator=generator) for shape in ((5, 4), (5,), (2, 5), (2, 5, 3))]
+
+    weights = [params(seed) for seed in (0, 1, 2)]
+    alone = [gradients(seed) + [params(seed)[3] * 3] for seed in (3, 4, 5)]
+    alone[1] = [g * 1e-4 for g in alone[1]]  # a member under the threshold: left unclipped
+    stacked_w = [torch.stack(tensors) for tensors in zip(*weights, strict=True)]
+    stacked_g = [torch.stack(tensors) for tensors in zip(*alone, strict=True)]
+    before = [g.clone() for g in stacked_g]
+    for w, g in zip(weights, alone, strict=True):
+        build_clip({"name": "agc", "clip_factor": 0.05, "eps": 1e-3})(w, g, None)
+    build_clip({"name": "agc", "clip_factor": 0.05, "eps": 1e-3}, members=True)(stacked_w, stacked_g, None)
+    for k, grads in enumerate(alone):
+        for member_grad, own in zip((s[k] for s in stacked_g), grads, strict=True):
+            torch.testing.assert_close(member_grad, own)
+    assert all(torch.equal(g[1], b[1]) for g, b in zip(stacked_g, before, strict=True))
+    assert not torch.equal(stacked_g[0][0], before[0][0])  # the others were clipped

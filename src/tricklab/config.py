@@ -224,6 +224,8 @@ RULES: dict[str, Rule] = {
     "scheduler.start_factor": fraction(low_open=True, high_open=False),
     "clip.max_norm": positive(),
     "clip.max_value": positive(),
+    "clip.clip_factor": positive(),
+    "clip.eps": positive(),
     "regularization.l1": non_negative(),
     "regularization.l2": non_negative(),
     "callbacks.early_stopping.enabled": Rule(bool, "true or false"),

@@ -2,6 +2,7 @@
 
 - norm:  g ← g·min(1, θ/‖g‖₂)   (Pascanu, Mikolov & Bengio 2013, "On the difficulty of training RNNs")
 - value: gᵢ ← clamp(gᵢ, −θ, θ)  (Mikolov 2012)
+- agc:   unit-wise, g_u ← g_u·λ·max(‖W_u‖, ε)/‖g_u‖ where ‖g_u‖/max(‖W_u‖, ε) > λ  (Brock et al. 2021, NFNets)
 
 A clip is ``clip(params, grads, norm)``: it changes ``grads`` in place, each the gradient of the parameter beside
 it in ``params`` (a rule that compares a gradient with its weights reads them), ``norm`` being ‖g‖₂ before
@@ -48,6 +49,25 @@ def clip_by_value_(params: list[torch.Tensor], grads: list[torch.Tensor], norm: 
         g.clamp_(-max_value, max_value)
 
 
+def unitwise_norm(t: torch.Tensor, members: bool = False) -> torch.Tensor:
+    """‖·‖₂ of each unit of a parameter (or its gradient), broadcastable to it: over each output unit's fan-in
+    (all dimensions but 0) for a matrix or a conv filter bank, over the whole tensor for a vector (a bias, a norm
+    gain); with ``members`` dimension 0 indexes stacked models, so each member's units are its own."""
+    lead = int(members)
+    dims = tuple(range(lead + int(t.ndim - lead > 1), t.ndim))
+    return torch.linalg.vector_norm(t, dim=dims, keepdim=True) if dims else t.abs()
+
+
+@torch.no_grad()
+def clip_adaptive_(params: list[torch.Tensor], grads: list[torch.Tensor], norm: torch.Tensor | None,
+                   clip_factor: float, eps: float, members: bool = False) -> None:
+    """Unit-wise adaptive clipping in place: g_u ← g_u·min(1, λ·max(‖W_u‖, ε)/‖g_u‖), the gradient of each unit
+    held to λ times its weights' norm (``norm`` is not read; a zero gradient, floored at 1e-6, stays zero)."""
+    for w, g in zip(params, grads, strict=True):
+        allowed = unitwise_norm(w, members).clamp_(min=eps).mul_(clip_factor)
+        g.mul_((allowed / unitwise_norm(g, members).clamp_(min=EPS)).clamp_(max=1.0))
+
+
 @dataclass(frozen=True)
 class ClipChoice:
     """What ``clip=<name>`` builds: ``build(cfg, members)`` gives the clip (None: no clipping); ``reads_norm``: the
@@ -61,6 +81,8 @@ CLIPS: dict[str, ClipChoice] = {
     "none": ClipChoice(lambda cfg, members: None),
     "norm": ClipChoice(lambda cfg, members: partial(clip_by_norm_, max_norm=cfg["max_norm"]), reads_norm=True),
     "value": ClipChoice(lambda cfg, members: partial(clip_by_value_, max_value=cfg["max_value"])),
+    "agc": ClipChoice(lambda cfg, members: partial(clip_adaptive_, clip_factor=cfg["clip_factor"], eps=cfg["eps"],
+                                                   members=members)),
 }
 
 
