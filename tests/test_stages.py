@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tricklab.tricks.clip import build_clip, clip_adaptive_, clip_by_norm_, clip_by_value_, grad_norm, needs_norm
+from tricklab.tricks.gradient import backward, build_gradients
 from tricklab.tricks.regularization import penalty
 
 
@@ -106,3 +107,39 @@ def test_adaptive_clipping_of_stacked_members_is_each_members_own():
             torch.testing.assert_close(member_grad, own)
     assert all(torch.equal(g[1], b[1]) for g, b in zip(stacked_g, before, strict=True))
     assert not torch.equal(stacked_g[0][0], before[0][0])  # the others were clipped
+
+
+def test_the_gradient_stage_is_one_backward_by_default_and_sam_replaces_it_with_two_passes():
+    """gradient=sam leaves ∇L(θ + ε̂), ε̂ = ρ·g/‖g‖₂, in p.grad (by hand, below) and θ exactly as it was."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+
+    class Module:  # what a gradient rule uses of ClassifierModule
+        params = list(model.parameters())
+        passes = 0
+
+        def compute_gradients(self, objective):
+            self.passes += 1
+            for p in self.params:
+                p.grad = None
+            objective.backward()
+
+        def objective(self, x, y):
+            logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            return loss, logits, loss
+
+    assert build_gradients(None) is backward and build_gradients({"name": "backward"}) is backward
+    theta = [p.detach().clone() for p in model.parameters()]
+    g = torch.autograd.grad(Module().objective(x, y)[2], list(model.parameters()))
+    norm = torch.sqrt(sum((gi ** 2).sum() for gi in g))
+    ascended = [(p + 0.05 * gi / norm).requires_grad_() for p, gi in zip(theta, g, strict=True)]
+    expected = torch.autograd.grad(torch.nn.functional.cross_entropy(torch.nn.functional.linear(x, *ascended), y),
+                                   ascended)
+    module = Module()
+    build_gradients({"name": "sam", "rho": 0.05})(module, module.objective(x, y)[2], x, y)
+    assert module.passes == 2
+    for p, before, want in zip(model.parameters(), theta, expected, strict=True):
+        assert torch.equal(p.detach(), before)
+        torch.testing.assert_close(p.grad, want)

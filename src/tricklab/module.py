@@ -90,7 +90,7 @@ class ClassifierModule(pl.LightningModule):
         for hook in hooks.before_forward:
             hook(trainer, step, model)                                     # diagnostics: watch activations
         loss, logits, objective = self.objective(x, y)                     # forward, cross-entropy, + penalty
-        tricks.gradients(self, objective, x, y)                            # g = ∂objective/∂θ: one backward
+        tricks.gradients(self, objective, x, y)                            # g = ∂objective/∂θ: one backward (sam: 2)
         with_grads = [p for p in self.params if p.grad is not None] if tricks.grads_needed else []
         grads = [p.grad for p in with_grads]
         norm = grad_norm(grads, self.members) if tricks.norms_needed and grads else None  # ‖g‖₂ before clipping

@@ -35,7 +35,7 @@ RUN_MODULES = ("pytorch_lightning", "pytorch_lightning.loggers", "tricklab.callb
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
-                "regularization", "trainer", "experiment")
+                "regularization", "trainer", "experiment", "gradient")
 
 
 @dataclass
