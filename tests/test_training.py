@@ -55,6 +55,7 @@ def test_grad_norm_is_the_mean_over_the_epochs_steps_before_clipping():
     from tricklab.data.batches import IndexBatches
     from tricklab.module import ClassifierModule
     from tricklab.stages import StepCallback
+    from tricklab.tricks.step import build_step_tricks
 
     class RecordNorms(StepCallback):  # the gradients of the step's after_backward stage, before clipping
         def on_train_start(self, trainer, pl_module):
@@ -66,8 +67,8 @@ def test_grad_norm_is_the_mean_over_the_epochs_steps_before_clipping():
 
     torch.manual_seed(0)
     record = RecordNorms()
-    module = ClassifierModule(nn.Linear(4, 3), {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, {"name": "none"},
-                              clip={"name": "norm", "max_norm": 1e-3})
+    module = ClassifierModule(nn.Linear(4, 3), build_step_tricks(
+        {"optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, "clip": {"name": "norm", "max_norm": 1e-3}}))
     data = IndexBatches(torch.randn(40, 4), torch.randint(0, 3, (40,)), 8, shuffle=True, steps_per_call=2)
     trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[record])

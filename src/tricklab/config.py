@@ -224,6 +224,9 @@ RULES: dict[str, Rule] = {
     "scheduler.start_factor": fraction(low_open=True, high_open=False),
     "clip.max_norm": positive(),
     "clip.max_value": positive(),
+    "clip.clip_factor": positive(),
+    "clip.eps": positive(),
+    "gradient.rho": positive(),
     "regularization.l1": non_negative(),
     "regularization.l2": non_negative(),
     "callbacks.early_stopping.enabled": Rule(bool, "true or false"),
@@ -315,7 +318,28 @@ def problems(cfg: DictConfig) -> list[str]:
 
 def _cross_checks(cfg: DictConfig) -> list[str]:
     """Values each fine alone that together cannot work: splits left empty, a val monitor with no validation."""
-    return _split_problems(cfg) + _val_monitor_problems(cfg)
+    return _split_problems(cfg) + _val_monitor_problems(cfg) + _gradient_problems(cfg)
+
+
+# gradient=<rule> -> (key, the values it cannot train with, why) (tricklab.tricks.gradient)
+GRADIENT_CONFLICTS: dict[str, list[tuple[str, tuple[Any, ...], str]]] = {
+    "sam": [
+        ("norm.name", ("batch",), "its second forward pass would update batch norm's running statistics a second "
+                                  "time each step"),
+        ("trainer.precision", ("16-mixed", "bf16-mixed", "16", 16),
+         "a gradient scaler unscales the gradients once a step, and SAM computes them twice"),
+        ("diagnostics.enabled", (True,), "per-layer diagnostics would record the second, perturbed forward pass"),
+    ],
+}
+
+
+def _gradient_problems(cfg: DictConfig) -> list[str]:
+    """A gradient rule with a setting it cannot train with (one paragraph each)."""
+    rule = _lookup(cfg, "gradient.name")
+    return [f"gradient={rule} cannot train with {key}={_show(value)}: {why}; choose another {key}, or "
+            f"gradient=backward (one backward pass)."
+            for key, values, why in GRADIENT_CONFLICTS.get(rule, [])
+            if (value := _lookup(cfg, key)) is not _MISSING and value in values]
 
 
 def _val_monitor_problems(cfg: DictConfig) -> list[str]:

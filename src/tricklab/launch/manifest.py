@@ -7,8 +7,6 @@ It is rewritten atomically each time a job starts or ends, so it is always a com
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -102,8 +100,11 @@ class SweepManifest:
 
     def write(self) -> None:
         """Merge what other launchers of this sweep wrote, recount the statuses and rewrite sweep.json atomically,
-        under a lock on ``sweep.json.lock``."""
-        with _locked(self.path.with_name(self.path.name + ".lock")):
+        under an exclusive lock on ``sweep.json.lock`` (filelock's: flock where the disk has it, which is local
+        disks and most shared ones). Imported here: train.py imports this module, and its --help stays fast."""
+        from filelock import FileLock
+
+        with FileLock(self.path.with_name(self.path.name + ".lock")):
             self._merge_from_disk()
             jobs = self.data["jobs"].values()
             self.data["counts"] = {s: sum(j["status"] == s for j in jobs)
@@ -172,13 +173,3 @@ def _earlier_manifest(path: Path) -> dict[str, Any]:
           f"Each job's status is read from its metrics.json, so finished jobs are still skipped.", file=sys.stderr)
     return {}
 
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive advisory lock (flock) on ``path`` while the block runs (local disks and most shared ones)."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
