@@ -309,7 +309,7 @@ def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_l
             f"paths.data_dir={data_dir}", *TINY]
     assert run_cli([*base, "seed=0,1"]).returncode == 0
     sweep = only_sweep(tmp_path)
-    first = hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1")
+    first = hashes(sweep / "data.subset=256,seed=0,trainer.max_epochs=1")
     resumed = run_cli([*base, "seed=1,2", f"resume={sweep}"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads((sweep / MANIFEST_FILE).read_text())
@@ -318,7 +318,7 @@ def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_l
     assert (jobs["seed=0"]["launch"], jobs["seed=1"]["launch"], jobs["seed=2"]["launch"]) == (0, 0, 1)
     assert jobs["seed=1"].get("skipped") and not jobs["seed=2"].get("skipped")
     assert len(manifest["launches"]) == 2 and manifest["counts"]["completed"] == 3
-    assert hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1") == first
+    assert hashes(sweep / "data.subset=256,seed=0,trainer.max_epochs=1") == first
 
 
 # --- two launchers on one sweep ----------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_a_second_launcher_resuming_a_live_sweep_does_not_run_a_running_job(tmp_
     wait_for(lambda: any((d / ".lease.json").is_file() and (d / "checkpoints" / "last.ckpt").is_file()
                          for d in tmp_path.glob("multirun/*/*")))
     sweep = only_sweep(tmp_path)
-    running, other = (sweep / f"callbacks.checkpoint.every_seconds=0,seed={s},threads=1,trainer.max_epochs=150"
+    running, other = (sweep / f"callbacks.checkpoint.every_seconds=0,seed={s},trainer.max_epochs=150"
                       for s in (0, 1))
     second = run_cli([*args, f"resume={sweep}"])
     assert second.returncode == 0, second.stderr[-3000:]
