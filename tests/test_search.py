@@ -563,10 +563,10 @@ def test_the_search_refuses_before_it_creates_or_touches_anything(tmp_path, extr
     out = tmp_path / "out"
     args = [a.replace("{grid}", str(tmp_path / "grid")).replace("{search}", str(tmp_path / "search"))
             .replace("{damaged}", str(damaged)).replace("{tmp}", str(tmp_path)) for a in extra]
+    gpus = "hydra.launcher.gpus=auto" if "hydra/launcher=local" in extra else "seed=0"  # auto: finds none here
     result = run_cli([f"hydra.searchpath=[file://{TESTS_DIR / 'conf'}]", "hparams_search=tiny",
-                      f"paths.output_dir={out}", "logger=none", "hydra.launcher.gpus=auto" if "hydra/launcher=local" in extra else "seed=0",
-                      "optimizer.lr=tag(log, interval(1e-4, 1e-1))", *args], timeout=120,
-                     env={"CUDA_VISIBLE_DEVICES": ""})
+                      f"paths.output_dir={out}", "logger=none", gpus, "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+                      *args], timeout=120, env={"CUDA_VISIBLE_DEVICES": ""})
     assert result.returncode == 2, result.stderr[-3000:]
     assert says in result.stderr and "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
     assert result.stderr.count("tricklab: error:") == 1
