@@ -341,3 +341,267 @@ def _history(run_dir: Path) -> list[dict[str, str]]:
 
     with (run_dir / "history.csv").open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+# --- bad inputs and damaged records of a search (issue 22): one paragraph, exit 2, nothing created or touched -
+
+def hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+SPACE = {"optimizer.lr": "tag(log, interval(1e-4, 1e-1))"}
+FIXED = ["trainer.max_epochs=1", "data.subset=256"]
+
+
+def fake_search(folder: Path, settings: SearchSettings | None = None, fixed: list[str] = FIXED) -> Path:
+    """A search folder as a finished search leaves it (a journal with two completed trials, search.json), made
+    without training."""
+    from tricklab.search.guard import remember_search
+    from tricklab.search.study import write_search_file
+
+    settings = settings or SearchSettings()
+    folder.mkdir(parents=True, exist_ok=True)
+    space = parse_space(SPACE, fixed)
+    study = open_study(settings, folder)
+    remember_search(study, settings, space)
+    for value in (0.5, 0.6):
+        study.tell(study.ask(space.distributions), value)
+    write_search_file(folder, settings, space.fixed, space.specs)
+    return folder
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    ({"seed": -1}, "hydra.sweeper.seed=-1 is not allowed; the sampler's seed must be null or an integer in [0, 2**32)"),
+    ({"seed": 2**32}, "hydra.sweeper.seed=4294967296 is not allowed"),
+    ({"seed": True}, "hydra.sweeper.seed=True is not allowed"),
+    ({"study_name": ""}, "hydra.sweeper.study_name='' is not allowed; it must be a non-empty string"),
+    ({"retry_running": "yes"}, "hydra.sweeper.retry_running='yes' is not allowed; it must be true or false"),
+    ({"storage": "foo://x"}, "foo:// is not a storage scheme Optuna can use"),
+    ({"storage": "postgresqll://h/db"}, "postgresqll:// is not a storage scheme"),
+    ({"storage": "not a url"}, "hydra.sweeper.storage=not a url is not a storage URL"),
+    ({"storage": "sqlite:////no/such/folder/x.db"}, "the folder /no/such/folder of its database does not exist"),
+    ({"storage": "sqlite://"}, "a database in memory, which the trials' processes cannot see"),
+    ({"storage": "sqlite:///:memory:"}, "a database in memory"),
+])
+def test_search_settings_that_cannot_work_are_one_paragraph(settings, says):
+    with pytest.raises(ConfigError) as err:
+        SearchSettings(**settings).check()
+    assert says in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_sqlite_storage_in_an_existing_folder_and_a_null_seed_pass(tmp_path):
+    SearchSettings(storage=f"sqlite:///{tmp_path}/study.db", seed=None).check()
+    SearchSettings(seed=2**32 - 1).check()
+    assert not (tmp_path / "study.db").exists()  # checking the URL creates nothing
+
+
+def test_glob_over_a_group_choice_is_the_choice_of_the_options_it_matches():
+    from optuna.distributions import CategoricalDistribution
+
+    options = {"init": ["he", "glorot", "default", "glorot_uniform"]}.get
+    space = parse_space({}, ["init=glob(glorot*)"], lambda group: options(group) or [])
+    assert space.distributions["init"] == CategoricalDistribution(["glorot", "glorot_uniform"])
+    space = parse_space({"init": "glob(*,exclude=default)"}, [], lambda group: options(group) or [])
+    assert space.distributions["init"] == CategoricalDistribution(["glorot", "glorot_uniform", "he"])
+    with pytest.raises(ConfigError, match=r"optimizer.lr=glob\(\*\) cannot be searched: glob\(\) picks choices of a "
+                                          r"config group, and optimizer.lr is not a config group"):
+        parse_space({}, ["optimizer.lr=glob(*)"], lambda group: options(group) or [])
+    with pytest.raises(ConfigError, match=r"init=glob\(zz\*\) cannot be searched: it matches none of the choices of "
+                                          r"the config group init \(default, glorot"):
+        parse_space({}, ["init=glob(zz*)"], lambda group: options(group) or [])
+    with pytest.raises(ConfigError, match="glob\\(\\) picks choices of a config group"):  # no loader to list them
+        parse_space({}, ["init=glob(*)"])
+
+
+def refuse_momentum(overrides: list[str]) -> None:
+    if "optimizer.momentum=0.5" in overrides:
+        raise ConfigError("optimizer.momentum=0.5 is not allowed: a test's rule; optimizer.momentum must be ≥ 0.6.")
+
+
+@pytest.mark.parametrize(("enqueue", "says"), [
+    ([{"optimizer.lrr": 0.001}], "hydra.sweeper.enqueue[0]={optimizer.lrr: 0.001} is not allowed: optimizer.lrr is "
+                                 "not searched by this search, and Optuna would drop it silently"),
+    ([{"optimizer.lr": 0.01, "seed": 3}], "seed is not searched by this search"),
+    ([{"optimizer.lr": 5.0}], "optimizer.lr=5.0 (the range is tag(log, interval(1e-4, 1e-1))) is outside its "
+                              "parameter's range"),
+    ([{"optimizer.lr": "fast"}], "optimizer.lr=fast (the range is"),
+    ([{"optimizer.lr": True}], "optimizer.lr=true (the range is"),
+    ([{"init": "hee"}], "init=hee (the range is choice(glorot, he)) is outside"),
+    ([{"optimizer.lr": 0.01}, {"optimizer.momentum": 0.5}], "hydra.sweeper.enqueue[1]={optimizer.momentum: 0.5} is "
+                                                            "not allowed: its config fails tricklab's checks"),
+    ([0.001], "hydra.sweeper.enqueue[0]=0.001 is not allowed: it is not a mapping"),
+    ({"optimizer.lr": 0.01}, "it must be a list"),
+])
+def test_an_enqueued_config_that_would_not_run_as_given_is_refused_up_front(enqueue, says):
+    from tricklab.search.guard import enqueue_problems
+
+    space = parse_space({**SPACE, "init": "choice(glorot, he)", "optimizer.momentum": "choice(0.5, 0.9)"}, [])
+    found = enqueue_problems(enqueue, space, refuse_momentum)
+    assert len(found) == 1 and says in found[0] and "\n" not in found[0], found
+    assert "each entry of hydra.sweeper.enqueue must map searched parameters" in found[0] or "tricklab" in found[0]
+
+
+def test_enqueued_configs_within_the_space_pass():
+    from tricklab.search.guard import enqueue_problems
+
+    space = parse_space({**SPACE, "init": "choice(glorot, he)", "architecture.depth": "range(1, 5)"}, [])
+    assert enqueue_problems([{"optimizer.lr": 0.001, "init": "he"}, {"architecture.depth": 4}], space,
+                            refuse_momentum) == []
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    ("truncate", "its last line is cut short"),
+    ("garbage", "line 1 is not a JSON record"),
+    ("not_optuna", "line 1 is not a record of an Optuna journal"),
+    ("empty", "it is empty"),
+    ("directory", "it is a folder, not a file"),
+    ("missing", "it does not exist"),
+])
+def test_a_damaged_journal_is_one_paragraph_in_the_report_and_nothing_is_touched(tmp_path, capsys, damage, says):
+    from tricklab.cli import main
+
+    sweep = fake_search(tmp_path / "sweep")
+    journal = sweep / JOURNAL_FILE
+    data = journal.read_bytes()
+    if damage in ("directory", "missing"):
+        journal.unlink()
+        if damage == "directory":
+            journal.mkdir()
+    else:
+        journal.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"not json\n" + data,
+                             "not_optuna": b"[1, 2]\n" + data, "empty": b""}[damage])
+    before, listing = hashes(sweep), sorted(sweep.rglob("*"))
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert f"{journal} cannot be used as the search's study: {says}" in err and "Nothing was changed" in err, err
+    assert err.count("tricklab: error:") == 1 and "Traceback" not in err
+    assert hashes(sweep) == before and sorted(sweep.rglob("*")) == listing  # no lock file, no journal created
+
+
+@pytest.mark.parametrize("content", ['{"study_name": ', "[1, 2]", '{"study_name": "tricklab"}', "",
+                                     '{"study_name": "t", "storage": null, "params": [], "fixed": []}'])
+def test_an_unreadable_search_json_is_one_paragraph_in_the_report(tmp_path, capsys, content):
+    from tricklab.cli import main
+
+    sweep = fake_search(tmp_path / "sweep")
+    (sweep / "search.json").write_text(content)
+    before = hashes(sweep)
+    assert main(["report", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert f"{sweep / 'search.json'} cannot be read (" in err and "Nothing was changed" in err, err
+    assert hashes(sweep) == before
+
+
+def test_a_search_json_naming_a_study_its_storage_lacks_is_one_paragraph(tmp_path, capsys):
+    from tricklab.cli import main
+
+    sweep = fake_search(tmp_path / "sweep")
+    info = json.loads((sweep / "search.json").read_text())
+    (sweep / "search.json").write_text(json.dumps({**info, "study_name": "other"}))
+    assert main(["report", str(sweep)]) == 2
+    assert "holds no study named other" in capsys.readouterr().err
+
+
+def test_a_readable_search_folder_is_reported(tmp_path, capsys):
+    from tricklab.cli import main
+
+    sweep = fake_search(tmp_path / "sweep")
+    assert main(["report", str(sweep)]) == 0
+    assert "2 trials: 2 completed" in (sweep / "report.md").read_text()
+
+
+def study_mismatch(storage_dir: Path, settings: SearchSettings, space_spec: dict, fixed: list[str],
+                   info: dict | None = None) -> list[str]:
+    from tricklab.search.guard import open_storage, study_problems
+
+    return study_problems(open_storage(settings, storage_dir), settings, parse_space(space_spec, fixed), info,
+                          "the storage")
+
+
+def test_a_foreign_study_in_the_storage_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.db"
+    optuna.create_study(study_name="tricklab", storage=url, direction="minimize")
+    other = optuna.create_study(study_name="other", storage=url, direction="maximize")
+    other.tell(other.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 1.0)
+    both = optuna.create_study(study_name="two", storage=url, directions=["maximize", "minimize"])
+    assert both
+    (found,) = study_mismatch(tmp_path, SearchSettings(storage=url), SPACE, FIXED)
+    assert "the storage already holds a study named tricklab, which minimizes its objective" in found
+    assert "would invert the search" in found and "Nothing was changed" in found
+    (found,) = study_mismatch(tmp_path, SearchSettings(storage=url, study_name="other"), SPACE, FIXED)
+    assert "sampled from another search space: x=interval(0.0, 1.0) is not searched now; optimizer.lr=tag(log, " \
+           "interval(0.0001, 0.1)) was not searched then" in found
+    (found,) = study_mismatch(tmp_path, SearchSettings(storage=url, study_name="two"), SPACE, FIXED)
+    assert "optimizes maximize, minimize" in found
+    assert study_mismatch(tmp_path, SearchSettings(storage=url, study_name="new"), SPACE, FIXED) == []
+
+
+def test_a_study_started_by_another_search_is_refused_and_the_same_search_continues(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.db"
+    fake_search(tmp_path / "first", SearchSettings(storage=url))
+    settings = SearchSettings(storage=url)
+    assert study_mismatch(tmp_path, settings, SPACE, FIXED) == []  # the same search: a second launcher may join
+    assert study_mismatch(tmp_path, settings, SPACE, [*FIXED, "paths.output_dir=/elsewhere", "logger=wandb"]) == []
+    (found,) = study_mismatch(tmp_path, settings, {"optimizer.lr": "interval(1e-4, 1e-1)"}, FIXED)
+    assert "optimizer.lr was tag(log, interval(0.0001, 0.1)), now interval(0.0001, 0.1)" in found
+    (found,) = study_mismatch(tmp_path, settings, SPACE, [*FIXED, "data.subset=512", "norm=batch"])
+    assert "other fixed overrides (data.subset 256 → 512, norm (not set) → batch)" in found
+    (found,) = study_mismatch(tmp_path, SearchSettings(storage=url, seeds_per_trial=3), SPACE, FIXED)
+    assert "ran hydra.sweeper.seeds_per_trial=1 seeds, and this search gives 3" in found
+
+
+# Each runs the search command to its checks (a few seconds: no trial starts): (extra overrides, what the message
+# says). "{grid}", "{search}", "{damaged}" are folders the test makes.
+SWEEPER_REFUSES = [
+    (["resume={grid}"], "is the folder of a grid sweep (it holds multirun.yaml"),
+    (["resume={damaged}"], "optuna.journal cannot be used as the search's study: its last line is cut short"),
+    (["resume={search}", "hydra.sweeper.study_name=other"], "and this search names another: "
+                                                            "hydra.sweeper.study_name=other"),
+    (["resume={search}", "optimizer.lr=tag(log, interval(1e-6, 1e-1))"], "sampled from another search space"),
+    (["hydra.sweeper.storage=sqlite:///{tmp}/foreign.db"], "which minimizes its objective"),
+    (["hydra.sweeper.enqueue=[{optimizer.lr:5.0}]"], "optimizer.lr=5.0 (the range is tag(log, interval(1e-4, 1e-1)))"),
+    (["hydra.sweeper.enqueue=[{optimizer.lrr:0.001}]"], "optimizer.lrr is not searched by this search"),
+    (["hydra.sweeper.seed=-1"], "hydra.sweeper.seed=-1 is not allowed"),
+    (["hydra.sweeper.storage=foo://x"], "foo:// is not a storage scheme"),
+    (["init=glob(zz*)"], "matches none of the choices of the config group init"),
+    (["hydra/launcher=local", "hydra.launcher.jobs_per_gpu=2"], "hydra.launcher.jobs_per_gpu=2 is not allowed "
+                                                                "without GPUs, and no GPU is given"),
+]
+
+
+@pytest.mark.parametrize(("extra", "says"), SWEEPER_REFUSES, ids=[" ".join(c[0])[:50] for c in SWEEPER_REFUSES])
+def test_the_search_refuses_before_it_creates_or_touches_anything(tmp_path, extra, says):
+    fake_search(tmp_path / "search", fixed=[])
+    damaged = fake_search(tmp_path / "damaged", fixed=[])
+    journal = (damaged / JOURNAL_FILE).read_bytes()
+    (damaged / JOURNAL_FILE).write_bytes(journal[:-5])
+    (tmp_path / "grid").mkdir()
+    (tmp_path / "grid" / "multirun.yaml").write_text("{}\n")
+    (tmp_path / "grid" / "sweep.json").write_text('{"jobs": {}}\n')
+    optuna.create_study(study_name="tricklab", storage=f"sqlite:///{tmp_path}/foreign.db", direction="minimize")
+    before = hashes(tmp_path)
+    out = tmp_path / "out"
+    args = [a.replace("{grid}", str(tmp_path / "grid")).replace("{search}", str(tmp_path / "search"))
+            .replace("{damaged}", str(damaged)).replace("{tmp}", str(tmp_path)) for a in extra]
+    gpus = "hydra.launcher.gpus=auto" if "hydra/launcher=local" in extra else "seed=0"  # auto: finds none here
+    result = run_cli([f"hydra.searchpath=[file://{TESTS_DIR / 'conf'}]", "hparams_search=tiny",
+                      f"paths.output_dir={out}", "logger=none", gpus, "optimizer.lr=tag(log, interval(1e-4, 1e-1))",
+                      *args], timeout=120, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert says in result.stderr and "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
+    assert result.stderr.count("tricklab: error:") == 1
+    assert not out.exists() and hashes(tmp_path) == before  # no folder, no journal, search.json or lock written
+
+
+def test_a_grid_sweep_refuses_a_searchs_folder(tmp_path):
+    search = fake_search(tmp_path / "search")
+    before = hashes(tmp_path)
+    result = run_cli(["-m", f"paths.output_dir={tmp_path / 'out'}", "logger=none", "seed=0,1", f"resume={search}"],
+                     timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"{search} is the folder of a search (it holds search.json, optuna.journal), and this is a grid sweep" \
+           in result.stderr and "Traceback" not in result.stderr
+    assert hashes(tmp_path) == before and not (search / "multirun.yaml").exists()

@@ -16,7 +16,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from tricklab.errors import ConfigError, exit_on_user_error
+from tricklab.errors import ConfigError, TricklabError, exit_on_user_error
 from tricklab.search.study import SearchSettings
 
 log = logging.getLogger(__name__)
@@ -51,23 +51,18 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> dict[str, int]:
         """Run the search; the counts of trials this launch told completed, pruned and failed."""
+        from tricklab.search.guard import remember_search
         from tricklab.search.runner import BatchJobs, Search
-        from tricklab.search.space import parse_space
         from tricklab.search.study import build_sampler, fail_stale_trials, open_study, write_search_file
 
         settings = self.settings
-        try:
-            settings.check()
-            space = parse_space(settings.params, arguments)
-            grid = space.grid() if settings.sampler == "grid" else None
-            space.check_ends(self.check)
-        except ConfigError as err:
-            exit_on_user_error(err)
+        space, grid = self.checked(arguments)
         if hasattr(self.launcher, "warm_up"):  # a launcher with workers starts them now, to import while optuna loads
             self.launcher.warm_up(settings.n_trials * settings.seeds_per_trial)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = open_study(settings, sweep_dir, build_sampler(settings, grid))
+        remember_search(study, settings, space)
         retried = fail_stale_trials(study) if settings.retry_running else []
         if retried:
             log.info(f"trials {', '.join(map(str, retried))} were left running by a killed search: marked failed, "
@@ -84,6 +79,69 @@ class OptunaSweeper(Sweeper):
         if told["failed"]:
             raise SearchFailed(line)
         return told
+
+    def checked(self, arguments: list[str]):
+        """The search space and the grid (None unless sampler=grid), once everything the search would use is
+        checked: its settings, space and enqueued configs, the launcher's settings, the folder it continues and the
+        study it would continue. Any problem: one paragraph each, exit 2, nothing created or touched."""
+        from tricklab.checks import group_options
+        from tricklab.search.guard import enqueue_problems
+        from tricklab.search.space import parse_space
+
+        settings = self.settings
+        try:
+            settings.check()
+            options = group_options(self.hydra_context.config_loader, self.config)
+            space = parse_space(settings.params, arguments, options)
+            grid = space.grid() if settings.sampler == "grid" else None
+            space.check_ends(self.check)
+            found = enqueue_problems(settings.enqueue, space, self.check)
+            found += getattr(self.launcher, "problems", list)()  # a launcher that can check itself does
+            if not found:
+                found = self.study_problems(space)
+        except TricklabError as err:
+            exit_on_user_error(err)
+        if found:
+            exit_on_user_error("\n".join(found))
+        return space, grid
+
+    def study_problems(self, space) -> list[str]:
+        """The folder this search continues (``resume=``, ``hydra.sweep.dir``) must be a search's, with a readable
+        search.json and journal naming this study; the study in its storage must be this search's (direction,
+        space, fixed overrides). A new folder is not created here: a new search has nothing there to check."""
+        from tricklab.search.guard import (
+            existing_folder,
+            journal_error,
+            journal_problem,
+            open_storage,
+            read_search_file,
+            record_problems,
+            search_into_grid_problem,
+            unwritable_folder_problem,
+        )
+        from tricklab.search.guard import study_problems as mismatches
+        from tricklab.search.study import JOURNAL_FILE
+
+        settings = self.settings
+        sweep_dir = existing_folder(self.config)
+        info = None
+        if sweep_dir is not None:
+            if why := search_into_grid_problem(sweep_dir) or unwritable_folder_problem(sweep_dir):
+                return [why]
+            info = read_search_file(sweep_dir)
+            if info is not None and (found := record_problems(info, settings, sweep_dir)):
+                return found
+            journal = sweep_dir / JOURNAL_FILE
+            if (not settings.storage and (journal.exists() or info is not None)
+                    and (why := journal_problem(journal))):
+                return [journal_error(journal, why)]
+        if settings.storage:
+            where = f"hydra.sweeper.storage={settings.storage}"
+        elif sweep_dir is not None and (sweep_dir / JOURNAL_FILE).exists():
+            where = str(sweep_dir / JOURNAL_FILE)
+        else:
+            return []  # a journal the search will create: no study in it yet
+        return mismatches(open_storage(settings, sweep_dir), settings, space, info, where)
 
     def keep_group(self, sweep_dir: Path, searched: list[str]) -> str:
         """The W&B group of the trials' runs, ``<experiment or searched keys>-<6 hex>``, kept in the sweep folder

@@ -74,6 +74,7 @@ class GridSweeper(Sweeper):
             found = sweep_problems(self.hydra_context.config_loader, self.config, [j.overrides for j in jobs])
             found += getattr(self.launcher, "problems", list)()  # a launcher that can check itself does
             found += study_problems(self.config, self.arms)  # a study's claims name arms and metrics that exist
+            found += self.folder_problems()
         except ConfigError as err:
             exit_on_user_error(err)
         if found:
@@ -92,6 +93,18 @@ class GridSweeper(Sweeper):
             first += len(batch)
             returns.append(results)
         return returns
+
+    def folder_problems(self) -> list[str]:
+        """The folder this sweep continues (``resume=``, ``hydra.sweep.dir`` naming one) must be a grid sweep's, not
+        a search's (whose record multirun.yaml and the jobs would mix with the trials), and one a file can be
+        created in (else multirun.yaml would be rewritten before the first job failed to write)."""
+        from tricklab.search.guard import existing_folder, grid_into_search_problem, unwritable_folder_problem
+
+        sweep_dir = existing_folder(self.config)
+        if sweep_dir is None:
+            return []
+        why = grid_into_search_problem(sweep_dir) or unwritable_folder_problem(sweep_dir)
+        return [why] if why else []
 
     def keep_group(self, sweep_dir: Path, job_overrides: list[list[str]]) -> str:
         """The W&B group of the sweep's jobs, ``<experiment or swept keys>-<6 hex>``, kept in the sweep folder

@@ -64,7 +64,28 @@ def _existing(resume: str) -> str:
                           f"{allowed}.")
     if not any((path / m).exists() for m in SWEEP_MARKS):
         raise ConfigError(f"resume={resume} ({path}) holds no sweep (none of {', '.join(SWEEP_MARKS)}); {allowed}.")
+    if why := cannot_write_in(path):
+        raise ConfigError(f"resume={resume} cannot be continued: no file can be created in {path} ({why}); a resumed "
+                          f"sweep writes its record (multirun.yaml, sweep.json) and its jobs there, so the folder must "
+                          f"be one tricklab can write in. Nothing was changed: make it writable (or copy it elsewhere "
+                          f"and resume the copy).")
     return str(path)
+
+
+def cannot_write_in(folder: Path) -> str | None:
+    """Why no file can be created in the existing ``folder`` (a read-only mount, an immutable folder, no
+    permission: asked of the file system by creating and removing a temporary file, since permissions alone say
+    nothing for root); None when one can."""
+    import os
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(prefix=".tricklab-check-", dir=folder)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.close(handle)
+    os.unlink(name)
+    return None
 
 
 def create_sweep_dir(base: Path) -> str:

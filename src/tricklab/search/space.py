@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from hydra.errors import HydraException
 
 from tricklab.errors import ConfigError
@@ -78,10 +78,12 @@ class SearchSpace:
         return grid
 
 
-def parse_space(params: dict[str, Any], arguments: list[str]) -> SearchSpace:
+def parse_space(params: dict[str, Any], arguments: list[str],
+                options: Callable[[str], list[str]] | None = None) -> SearchSpace:
     """The space of ``params`` (the YAML) plus the command line's ``arguments``: a sweep there (``init=glorot,he``,
-    ``optimizer.lr=interval(...)``) becomes a parameter, a plain override stays fixed. ConfigError for a form or a
-    range that cannot be searched, naming the key, its value and what is allowed."""
+    ``optimizer.lr=interval(...)``) becomes a parameter, a plain override stays fixed; ``glob(...)`` over a config
+    group becomes the choice of the group's options it matches (``options(group)``: the group's choices).
+    ConfigError for a form or a range that cannot be searched, naming the key, its value and what is allowed."""
     space = SearchSpace()
     parser = OverridesParser.create()
     lines = [f"{key}={value}" for key, value in params.items()] + list(arguments)
@@ -96,8 +98,27 @@ def parse_space(params: dict[str, Any], arguments: list[str]) -> SearchSpace:
             space.fixed.append(line)
             continue
         space.specs[key] = line.split("=", 1)[1]
-        space.distributions[key] = _distribution(key, space.specs[key], override.value())
+        space.distributions[key] = _distribution(key, space.specs[key], _globbed(key, space.specs[key],
+                                                                                 override.value(), options))
     return space
+
+
+def _globbed(key: str, spec: str, sweep: Any, options: Callable[[str], list[str]] | None) -> Any:
+    """A ``glob(...)`` over a config group as the choice of the group's options it matches (Hydra's basic
+    sweeper expands it so); any other sweep as it is."""
+    if not isinstance(sweep, Glob):
+        return sweep
+    choices = options(key) if options is not None else []
+    if not choices:
+        raise ConfigError(f"hydra.sweeper.params.{key}={spec} cannot be searched: glob() picks choices of a config "
+                          f"group, and {key} is not a config group (or has no choices); a parameter takes one of "
+                          f"the forms {FORMS}.")
+    matched = sweep.filter(sorted(choices))
+    if not matched:
+        raise ConfigError(f"hydra.sweeper.params.{key}={spec} cannot be searched: it matches none of the choices of "
+                          f"the config group {key} ({', '.join(sorted(choices))}); give a pattern that matches at "
+                          f"least one, or choice(a, b, ...).")
+    return ChoiceSweep(list=matched)
 
 
 def _distribution(key: str, spec: str, sweep: Any) -> Any:
@@ -107,6 +128,8 @@ def _distribution(key: str, spec: str, sweep: Any) -> Any:
         return ConfigError(f"hydra.sweeper.params.{key}={spec} cannot be searched: {why}; a parameter takes one of "
                            f"the forms {FORMS}, with lo < hi (and lo > 0 on a log scale).")
 
+    if not isinstance(sweep, (ChoiceSweep, IntervalSweep, RangeSweep)):
+        raise bad(f"{type(sweep).__name__} is not a form a search can sample")
     log = "log" in sweep.tags
     if isinstance(sweep, ChoiceSweep):
         if not sweep.list or not all(isinstance(v, CATEGORY_TYPES) for v in sweep.list):
@@ -120,8 +143,6 @@ def _distribution(key: str, spec: str, sweep: Any) -> Any:
             raise bad("range(lo, hi, step) needs lo < hi and step > 0")
         step = sweep.step
         low, high = sweep.start, sweep.start + step * math.ceil((sweep.stop - sweep.start) / step - 1)
-    else:
-        raise bad(f"{type(sweep).__name__} is not a form a search can sample")
     if not low < high:
         raise bad(f"the range's low end {low} is not below its high end {high}")
     if log and low <= 0:

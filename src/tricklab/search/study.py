@@ -52,6 +52,23 @@ class SearchSettings:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"hydra.sweeper.{key}={value} is not allowed; {key} must be an integer ≥ {least}.")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+            raise ConfigError(f"hydra.sweeper.seed={seed!r} is not allowed; the sampler's seed must be null or an "
+                              f"integer in [0, 2**32) (NumPy's seeds), e.g. 0.")
+        if not isinstance(self.study_name, str) or not self.study_name.strip():
+            raise ConfigError(f"hydra.sweeper.study_name={self.study_name!r} is not allowed; it must be a non-empty "
+                              f"string (the study's name in its storage).")
+        if not isinstance(self.retry_running, bool):
+            raise ConfigError(f"hydra.sweeper.retry_running={self.retry_running!r} is not allowed; it must be true "
+                              f"or false.")
+        if not isinstance(self.params, dict):
+            raise ConfigError(f"hydra.sweeper.params={self.params!r} is not allowed; it must map keys to what is "
+                              f"searched, e.g. {{optimizer.lr: tag(log, interval(1e-4, 1e-1))}}.")
+        from tricklab.search.guard import storage_problem
+
+        if why := storage_problem(self.storage):
+            raise ConfigError(why)
 
     def storage_url(self, sweep_dir: Path) -> Any:
         """The storage the study lives in: ``storage`` when set (any URL Optuna takes: sqlite:///..., a
@@ -169,12 +186,27 @@ def write_search_file(sweep_dir: Path, settings: SearchSettings, fixed: list[str
 
 
 def load_search(sweep_dir: Path) -> tuple[dict[str, Any], Any]:
-    """A search folder's search.json and its study (loaded read-only in effect: nothing is asked or told)."""
-    import json
-
+    """A search folder's search.json and its study (loaded read-only in effect: nothing is asked or told, and a
+    journal that is missing or cannot be read is not created or appended to); DataError when either cannot be
+    read."""
     import optuna
 
-    info = json.loads((Path(sweep_dir) / SEARCH_FILE).read_text())
+    from tricklab.errors import DataError
+    from tricklab.search.guard import journal_error, journal_problem, open_storage, read_search_file
+
+    info = read_search_file(sweep_dir)
+    if info is None:
+        raise DataError(f"{Path(sweep_dir) / SEARCH_FILE} does not exist; a search folder holds the search.json "
+                        f"its search wrote.")
     settings = SearchSettings(study_name=info["study_name"], storage=info["storage"])
+    journal = Path(sweep_dir) / JOURNAL_FILE
+    if not settings.storage and (why := journal_problem(journal)):
+        raise DataError(journal_error(journal, why))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return info, optuna.load_study(study_name=settings.study_name, storage=settings.storage_url(sweep_dir))
+    storage = open_storage(settings, Path(sweep_dir))
+    try:
+        return info, optuna.load_study(study_name=settings.study_name, storage=storage)
+    except KeyError:
+        raise DataError(f"{settings.storage or journal} holds no study named {settings.study_name}, which "
+                        f"{Path(sweep_dir) / SEARCH_FILE} names; give the folder of the search whose study it "
+                        f"is.") from None
