@@ -7,6 +7,7 @@ It imports neither torch nor Lightning, so a bad value is reported in well under
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from collections.abc import Callable, Iterable
@@ -333,7 +334,17 @@ def problems(cfg: DictConfig) -> list[str]:
 
 def _cross_checks(cfg: DictConfig) -> list[str]:
     """Values each fine alone that together cannot work: splits left empty, a val monitor with no validation."""
-    return _split_problems(cfg) + _val_monitor_problems(cfg)
+    return _split_problems(cfg) + _val_monitor_problems(cfg) + _missing_extra_problems(cfg)
+
+
+def _missing_extra_problems(cfg: DictConfig) -> list[str]:
+    """A logger whose library is an optional extra that is not installed (found without importing it)."""
+    if _lookup(cfg, "logger.name") != "tensorboard" or any(
+            importlib.util.find_spec(module) is not None for module in ("tensorboardX", "tensorboard")):
+        return []
+    return ["logger=tensorboard needs tensorboardX (or TensorBoard), which is not installed; install tricklab's "
+            "[tensorboard] extra (pip install 'tricklab[tensorboard]', or pip install -e '.[tensorboard]' in a "
+            "checkout), or choose another logger: logger=csv, logger=wandb or logger=none."]
 
 
 def _val_monitor_problems(cfg: DictConfig) -> list[str]:
