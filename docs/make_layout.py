@@ -75,11 +75,8 @@ def package_lines(folder: Path, depth: int = 0) -> list[str]:
 
 
 def conf_dir() -> Path:
-    """Where the config groups are: conf/ at the root, or inside the package once they move there."""
-    for candidate in (ROOT / "conf", ROOT / "src" / "tricklab" / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return candidate
-    raise FileNotFoundError("no conf/config.yaml at the project root or in src/tricklab/conf")
+    """Where the config groups are: package data of tricklab, so an installed tricklab finds them."""
+    return ROOT / "src" / "tricklab" / "conf"
 
 
 def render() -> str:

@@ -152,7 +152,7 @@ def _leaves(node, prefix):
 
 
 def test_every_leaf_of_every_group_yaml_has_a_value_rule_or_names_its_check():
-    """RULES is a second schema beside conf/: a key added to a YAML without a rule would pass unchecked."""
+    """RULES is a second schema beside tricklab/conf/: a key added to a YAML without a rule would pass unchecked."""
     from omegaconf import OmegaConf
 
     from tricklab.config import CHECKED_ELSEWHERE, CONF_DIR, FAMILY_RULES, RULES

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 
-from tricklab.config import PROJECT_ROOT
 from tricklab.launch.manifest import MANIFEST_FILE
 
 # Small, quiet runs; data.subset=256 is two minibatches an epoch.
@@ -41,7 +40,7 @@ def status(job_dir: Path) -> str | None:
 
 def start(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
@@ -262,7 +261,7 @@ def test_a_corrupt_metrics_json_is_kept_aside_rerun_on_resume_and_reported(tmp_p
     good_before = hashes(good)
 
     report = subprocess.run([sys.executable, "-m", "tricklab.cli", "report", str(sweep)], capture_output=True,
-                            text=True, cwd=PROJECT_ROOT, timeout=300)
+                            text=True, cwd=REPO, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "Traceback" not in report.stderr and f"{bad / 'metrics.json'} cannot be read" in report.stderr
     text = (sweep / "report.md").read_text()

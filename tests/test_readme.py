@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import REPO
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 
-from tricklab.config import CONF_DIR, PROJECT_ROOT
+from tricklab.config import CONF_DIR
 
-README = PROJECT_ROOT / "README.md"
+README = REPO / "README.md"
 # Linked from the README before they exist: other branches write them.
 PENDING = {"docs/adding-a-trick.md", "docs/layout.md"}
 # Hydra's own groups the table covers; the `hydra` group itself (the project's Hydra settings) is not a user choice.
@@ -67,13 +68,13 @@ def slug(heading: str) -> str:
 
 @pytest.mark.parametrize("page", ["README.md", "docs/reference.md", "docs/sweeps.md", "docs/measurements.md"])
 def test_guide_links_lead_to_files_and_headings(page):
-    path = PROJECT_ROOT / page
+    path = REPO / page
     for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
         if "://" in target:
             continue
         file, _, anchor = target.partition("#")
         dest = (path.parent / file).resolve() if file else path
-        if str(dest.relative_to(PROJECT_ROOT.resolve())) in PENDING:
+        if str(dest.relative_to(REPO.resolve())) in PENDING:
             continue
         assert dest.exists(), f"{page}: link to {target}"
         if anchor:

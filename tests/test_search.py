@@ -13,11 +13,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 from optuna.trial import TrialState
 from test_sweeps import composed_hydra, metrics_of, only_sweep_dir, read_manifest
 
-from tricklab.config import PROJECT_ROOT
 from tricklab.errors import ConfigError
 from tricklab.search.runner import reusable
 from tricklab.search.space import parse_space
@@ -302,7 +301,7 @@ def test_a_search_killed_part_way_resumes_keeps_its_trials_and_retries_the_stale
     args = search_args(tmp_path, data_dir, LR_SPACE, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
                        epochs=30)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
+    launcher = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env,
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill once the study holds a completed trial and another one is training

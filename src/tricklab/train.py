@@ -503,3 +503,9 @@ def objective(record: dict[str, Any]) -> float | None:
     """What a run returns to Hydra, and so what a sweeper optimises: its best validation accuracy (never a test
     metric: tuning on the test split would leak it). None without a validation split."""
     return record.get("best", {}).get("val/acc")
+
+
+if __name__ == "__main__":  # python -m tricklab.train: run tricklab.train itself, not this __main__ copy, so that
+    from tricklab.train import cli as _cli  # launchers' job processes import the task function by its module name
+
+    _cli()

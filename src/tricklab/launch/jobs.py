@@ -162,7 +162,9 @@ class SweepJobs:
 def resume_command(sweep_dir: Path) -> str:
     """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
     args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    return shlex.join(["python", sys.argv[0], *args, f"resume={sweep_dir}"])
+    from tricklab.invocation import command_line
+
+    return shlex.join(command_line([*args, f"resume={sweep_dir}"]))
 
 
 def print_results(sweep_dir: Path) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tricklab.invocation import command_line
 from tricklab.launch.messages import OUTPUT_LOG
 from tricklab.results import (
     FINAL_STATUSES,
@@ -66,7 +67,7 @@ class SweepManifest:
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
         old = _earlier_manifest(self.path)
-        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": timestamp(),
+        launches = [*old.get("launches", []), {"command": shlex.join(command_line()), "started": timestamp(),
                                                "overrides": overrides, "host": socket.gethostname(),
                                                "pid": os.getpid()}]
         self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
