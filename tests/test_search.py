@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -257,7 +258,9 @@ def test_a_search_prunes_a_certainly_bad_trial_and_reports_it(tmp_path, data_dir
     rows = [line for line in report.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split(" | ")[1] for row in rows] == ["completed"] * (6 - pruned) + ["pruned"] * pruned
     assert rows[0].startswith(f"| {study.best_trial.number} |")  # best first
-    best_line = next(line for line in report.splitlines() if line.startswith("python train.py"))
+    launch = json.loads((sweep / "search.json").read_text())["launch"]
+    assert launch == ["python", str(REPO / "train.py")]  # as run_cli started it
+    best_line = next(line for line in report.splitlines() if line.startswith(shlex.join(launch)))
     assert f"optimizer.lr={study.best_params['optimizer.lr']!r}" in best_line and "hparams_search" not in best_line
 
 
@@ -604,3 +607,18 @@ def test_a_grid_sweep_refuses_a_searchs_folder(tmp_path):
     assert f"{search} is the folder of a search (it holds search.json, optuna.journal), and this is a grid sweep" \
            in result.stderr and "Traceback" not in result.stderr
     assert hashes(tmp_path) == before and not (search / "multirun.yaml").exists()
+
+
+def test_the_best_trial_is_given_as_the_search_was_started(tmp_path):
+    """An installed tricklab has no train.py: the best command starts with the search's own launch words, and a
+    search.json from before they were recorded gets the checkout's."""
+    from tricklab.search.report import best_command
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"optimizer.lr": 0.01}, value=0.9,
+                                              distributions={"optimizer.lr": optuna.distributions.FloatDistribution(
+                                                  1e-3, 1e-1, log=True)}))
+    info = {"fixed": ["hparams_search=tiny", "init=he"], "seeds_per_trial": 2, "launch": ["tricklab", "train"]}
+    assert best_command(info, study) == "tricklab train -m init=he optimizer.lr=0.01 seed=0,1"
+    del info["launch"]
+    assert best_command(info, study).startswith("python train.py -m init=he ")

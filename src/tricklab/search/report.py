@@ -56,7 +56,9 @@ def summarise_search(root: Path) -> SearchReport:
 
 
 def best_command(info: dict[str, Any], study: Any) -> str | None:
-    """The best trial as a command line that trains it again (all its seeds: a grid over them)."""
+    """The best trial as a command line that trains it again (all its seeds: a grid over them), started the way
+    the search was (``python train.py`` in a checkout, ``tricklab train`` installed; older search.json files
+    recorded no launch words: the checkout's)."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
         return None
@@ -66,7 +68,7 @@ def best_command(info: dict[str, Any], study: Any) -> str | None:
     seeds = info["seeds_per_trial"]
     if seeds > 1:
         args = ["-m", *args, "seed=" + ",".join(str(s) for s in range(seeds))]
-    return shlex.join(["python", "train.py", *args])
+    return shlex.join([*info.get("launch", ["python", "train.py"]), *args])
 
 
 def draw_figures(root: Path, study: Any) -> tuple[list[Path], dict[str, str]]:

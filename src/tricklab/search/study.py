@@ -175,13 +175,14 @@ def write_search_file(sweep_dir: Path, settings: SearchSettings, fixed: list[str
     (``tricklab report`` finds the study through it)."""
     import shlex
 
-    from tricklab.invocation import command_line
+    from tricklab.invocation import command_line, launch_words
     from tricklab.results import write_json_atomic
 
     write_json_atomic(Path(sweep_dir) / SEARCH_FILE, {
         "study_name": settings.study_name, "storage": settings.storage, "journal": JOURNAL_FILE,
         "seeds_per_trial": settings.seeds_per_trial, "sampler": settings.sampler, "pruner": settings.pruner,
         "fixed": fixed, "params": specs, "command": shlex.join(command_line()),
+        "launch": launch_words(),
     })
 
 
