@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("studies", nargs="+")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default: the study's pilot)")
     args = parser.parse_args()
-    from tricklab.studies import find
+    from tricklab.analysis.studies import find
 
     print("| study | jobs | fused (s) | alone (s) | alone / fused |\n| --- | --- | --- | --- | --- |")
     for i, name in enumerate(args.studies):

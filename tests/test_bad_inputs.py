@@ -276,7 +276,7 @@ def test_only_a_new_folder_holding_hydras_files_alone_is_discarded(tmp_path):
 
 
 def test_a_study_with_a_wrong_group_choice_is_refused_before_its_folder(tmp_path):
-    from tricklab.studies import folder
+    from tricklab.analysis.studies import folder
 
     overrides = ["init=He"]  # a group the study's arms leave alone (a key they set is refused before: test_studies)
     result = subprocess.run([sys.executable, "-m", "tricklab.cli", "study", "norms", *overrides],

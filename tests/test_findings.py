@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tricklab.findings import ArmSummary, Comparison, holm
+from tricklab.analysis.findings import ArmSummary, Comparison, holm
 
 BASE = (0.80, 0.82, 0.81, 0.79)
 ARM = (0.85, 0.88, 0.84, 0.86, 0.87)

@@ -14,8 +14,8 @@ import pytest
 from helpers import run_cli
 from wandb_file import find_run_files, read_finished_run
 
+from tricklab.analysis.report import make_report
 from tricklab.cli import main
-from tricklab.report import make_report
 
 SWEEP = ["-m", "optimizer.lr=0.01,1e6", "init=lecun,he", "seed=0,1", "averaging=ema", "diagnostics=on",
          "diagnostics.every_n_steps=2", "callbacks.grad_norm=true", "trainer.max_epochs=2", "data.subset=500",
@@ -138,8 +138,8 @@ def test_single_run_folder_gets_a_report(sweep_dir):
 
 
 def test_wandb_gets_the_table_and_plots_in_the_sweeps_group(report, sweep_dir, monkeypatch):
+    from tricklab.analysis.report import log_to_wandb
     from tricklab.launch.naming import sweep_group
-    from tricklab.report import log_to_wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     log_to_wandb(report, project="tricklab-test", group=None)

@@ -1,4 +1,4 @@
-"""The group-sequential design (tricklab.sequential): its spending, one look's exact level, and, by simulating
+"""The group-sequential design (tricklab.analysis.sequential): its spending, one look's exact level, and, by simulating
 thousands of studies, its error rates: under no effect a study decides a claim wrongly (supported or
 contradicted) at most 5% of the time; under a true effect of the size the design is declared for, it decides
 ≥ 80% of the time by the cap."""
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tricklab.sequential import (
+from tricklab.analysis.sequential import (
     CONTRADICTED,
     NEGLIGIBLE,
     SUPPORTED,

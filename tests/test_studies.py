@@ -13,11 +13,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from tricklab.analysis.studies import study_files
+from tricklab.analysis.study import Study
 from tricklab.config import CONF_DIR, validate
 from tricklab.data.files import DEBIAN_FASHION_MNIST
 from tricklab.grid import arm_overrides, expand
-from tricklab.studies import study_files
-from tricklab.study import Study
 
 STUDIES = sorted(study_files())
 NEEDS_FASHION = {"dropout_cnn"}
@@ -78,7 +78,7 @@ def test_a_study_chooses_its_seeds_and_refuses_a_seed_override(tmp_path, capfd):
 def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
     import subprocess
 
-    from tricklab import studies, study_page
+    from tricklab.analysis import studies, study_page
 
     monkeypatch.setattr(study_page, "commit", lambda: "abc1234")
     calls = []
@@ -100,7 +100,7 @@ def test_the_first_round_is_the_pilot_in_fused_packs(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_study_adds_seeds_only_to_undecided_comparisons_and_prints_its_answers(tmp_path, data_dir, capfd):
-    from tricklab.studies import run_study
+    from tricklab.analysis.studies import run_study
 
     overrides = ["study.seeds.pilot=2", "study.seeds.batch=1", "study.seeds.cap=3", "trainer.max_epochs=1",
                  "trainer.limit_train_batches=2", f"paths.data_dir={data_dir}", "logger=none",
@@ -134,7 +134,7 @@ def test_a_smoke_run_of_every_study_completes(name, tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
-    from tricklab.studies import run_study
+    from tricklab.analysis.studies import run_study
 
     overrides = ["study.seeds.pilot=2", "study.seeds.cap=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                  f"paths.data_dir={data_dir}", "logger=none", "hydra.launcher.gpus=[]"]
@@ -159,8 +159,8 @@ def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
     ("hydra.sweeper.params.seed=0,1", "a study chooses its seeds itself"),
 ])
 def test_an_override_a_study_cannot_take_is_refused_before_anything_exists(override, says, tmp_path, capfd):
+    from tricklab.analysis.studies import find
     from tricklab.cli import main
-    from tricklab.studies import find
 
     arm_key = next(line.partition("=")[0] for lines in find("norms").arms.values() for line in lines)
     override = override.replace("optimizer.lr", arm_key)
@@ -171,8 +171,8 @@ def test_an_override_a_study_cannot_take_is_refused_before_anything_exists(overr
 
 
 def test_a_second_run_of_the_same_study_folder_is_refused_while_the_first_runs(tmp_path):
+    from tricklab.analysis.studies import _only_run_of
     from tricklab.errors import ConfigError
-    from tricklab.studies import _only_run_of
 
     with _only_run_of(tmp_path / "s", "norms"), pytest.raises(ConfigError, match="study norms is already running"), \
             _only_run_of(tmp_path / "s", "norms"):
@@ -185,7 +185,8 @@ def test_sigterm_stops_the_rounds_sweep_records_the_round_and_exits_143(tmp_path
     import signal
     import subprocess
 
-    from tricklab import signals, studies, study_page
+    from tricklab import signals
+    from tricklab.analysis import studies, study_page
 
     monkeypatch.setattr(study_page, "commit", lambda: "abc1234")
     sent = []

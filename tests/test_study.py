@@ -10,9 +10,9 @@ import math
 
 import pytest
 
+from tricklab.analysis.study import Study, assess, metric_value
 from tricklab.errors import ConfigError
 from tricklab.results import HISTORY_FILE, LAYERS_FILE, METRICS_FILE
-from tricklab.study import Study, assess, metric_value
 from tricklab.sweep import Run, load_sweep
 
 ARMS = {"plain": ["norm=none"], "batch": ["norm=batch"], "huge_lr": ["norm=batch", "optimizer.lr=10"]}
@@ -107,7 +107,7 @@ def test_claims_are_judged_and_an_all_diverged_arm_is_reported_not_averaged(tmp_
 def test_the_report_of_a_study_has_its_findings(tmp_path):
     from omegaconf import OmegaConf
 
-    from tricklab.report import make_report
+    from tricklab.analysis.report import make_report
 
     for seed in range(3):
         for arm, acc, overrides in (("p", 0.80, ["norm=none"]), ("b", 0.90, ["norm=batch"]),
@@ -244,7 +244,7 @@ def _as_study_folder(folder, block, arms):
 
 
 def test_the_next_round_adds_the_seeds_of_the_next_look_to_the_undecided_comparisons_arms_only(tmp_path):
-    from tricklab.studies import next_round
+    from tricklab.analysis.studies import next_round
 
     arms = {"plain": ARMS["plain"], "batch": ARMS["batch"], "huge_lr": ARMS["huge_lr"]}
     block = {"question": "q", "claims": [
@@ -259,7 +259,7 @@ def test_the_next_round_adds_the_seeds_of_the_next_look_to_the_undecided_compari
 
 
 def test_the_page_leads_with_answers_flags_chance_and_lists_design_changes_with_verdicts_before(tmp_path):
-    from tricklab.report import make_report
+    from tricklab.analysis.report import make_report
 
     arms = {"plain": ARMS["plain"], "batch": ARMS["batch"]}
     block = {**ONE_CLAIM, "regime": "As the source: 30 epochs.", "seeds": {"pilot": 4, "cap": 4},
@@ -301,7 +301,7 @@ def test_layer_ratio_reads_the_last_hidden_layer_not_the_logits(tmp_path):
 
 
 def test_the_page_flags_an_arm_that_diverged_in_some_seeds(tmp_path):
-    from tricklab.report import make_report
+    from tricklab.analysis.report import make_report
 
     arms = {"plain": ARMS["plain"], "batch": ARMS["batch"]}
     for seed in range(4):
@@ -315,7 +315,7 @@ def test_the_page_flags_an_arm_that_diverged_in_some_seeds(tmp_path):
 
 
 def test_an_arm_read_only_at_initialisation_is_not_flagged_as_near_chance(tmp_path):
-    from tricklab.study import near_chance
+    from tricklab.analysis.study import near_chance
 
     block = {"question": "q", "claims": [{**BLOCK["claims"][0], "metric": "layer_spread/act_std", "direction": "lower",
                                           "delta": 0.1}]}

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         args.page, args.overrides = _page_option(args.page, args.overrides)
     try:
         if args.command == "report":
-            from tricklab.report import make_report
+            from tricklab.analysis.report import make_report
             from tricklab.search.report import is_search, make_search_report
 
             if is_search(args.dir):  # hparams_search=optuna: trials, not configs over seeds
@@ -64,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 make_report(args.dir, to_wandb=args.wandb, project=args.project, group=args.group, page=args.page)
         elif args.command == "study" and args.name == "list":
-            from tricklab.studies import list_studies
+            from tricklab.analysis.studies import list_studies
 
             list_studies()
         elif args.command == "study":
-            from tricklab.studies import run_study
+            from tricklab.analysis.studies import run_study
 
             run_study(args.name, args.overrides, page=args.page)
     except TricklabError as err:

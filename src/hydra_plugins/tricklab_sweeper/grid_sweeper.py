@@ -63,9 +63,9 @@ class GridSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         """Expand, check every job (exit 2 listing all problems), then create the sweep folder and launch."""
+        from tricklab.analysis.study import study_problems
         from tricklab.checks import sweep_problems
         from tricklab.grid import batches
-        from tricklab.study import study_problems
 
         try:
             jobs = self.jobs(arguments)

@@ -170,8 +170,8 @@ def resume_command(sweep_dir: Path) -> str:
 def print_results(sweep_dir: Path) -> None:
     """The sweep's configs (mean ± std over seeds), best first by the value the jobs return (their best
     val/acc): ``tricklab report``'s table, without its files and plots. Nothing when no job left a record."""
+    from tricklab.analysis.report import print_table, summarise
     from tricklab.errors import DataError
-    from tricklab.report import print_table, summarise
     from tricklab.sweep import load_sweep
 
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tricklab.report import REPORT_FILE, markdown_table
+from tricklab.analysis.report import REPORT_FILE, markdown_table
 from tricklab.search.space import format_value
 from tricklab.search.study import PRUNED_AT, RETRY_OF, SEARCH_FILE, load_search
 
@@ -135,7 +135,7 @@ def make_search_report(root: Path, to_wandb: bool = False, project: str = "trick
         console.print(f"best: {report.best_command}", soft_wrap=True)
     print(f"wrote {', '.join([REPORT_FILE, *(path.name for path in report.figures)])} in {root}")
     if to_wandb:
-        from tricklab.report import log_report_run
+        from tricklab.analysis.report import log_report_run
 
         log_report_run(Path(root), report.header, report.rows, report.figures, project, group)
     return report

@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from tricklab.summary import Report
+    from tricklab.analysis.summary import Report
     from tricklab.sweep import Run
 
 

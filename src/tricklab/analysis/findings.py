@@ -4,7 +4,7 @@ For each arm, the mean over seeds with a 95% Student-t interval, x̄ ± t₀.₉
 baseline, Welch's difference of means Δ = x̄_arm − x̄_base with its interval Δ ± t₀.₉₇₅,ν·√(s₁²/n₁ + s₂²/n₂)
 (ν by Welch–Satterthwaite) and two-sided p-value; p-values are Holm-corrected across the comparisons of a study
 (Holm 1979: the k-th smallest of m is multiplied by m−k+1, then made monotone). These fixed-n statistics on
-every finished seed stand beside a study's verdicts, which come from its seed plan (tricklab.sequential). Runs
+every finished seed stand beside a study's verdicts, which come from its seed plan (tricklab.analysis.sequential). Runs
 that diverged are counted, never averaged: when every run of a side diverged
 there is no mean to compare, and the comparison is Fisher's exact test on the counts of diverged runs (the side
 that diverges more often is the worse one).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # scipy.stats, slow to import, is imported where it is used: every sweep's checks import this module (through
-# tricklab.study) and need none of it.
+# tricklab.analysis.study) and need none of it.
 
 ALPHA = 0.05
 CONFIDENCE = 0.95

@@ -18,10 +18,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from tricklab.findings import ArmSummary, Comparison
+from tricklab.analysis.findings import ArmSummary, Comparison
+from tricklab.analysis.study import Claim, ClaimFinding, Decision, Study, split_arm
+from tricklab.analysis.summary import statuses_text
 from tricklab.results import STUDY_RUN_FILE
-from tricklab.study import Claim, ClaimFinding, Decision, Study, split_arm
-from tricklab.summary import statuses_text
 from tricklab.sweep import Sweep
 
 # What Hydra saves in every job folder: the job's config, and Hydra's own (with the sweeper's arms).
@@ -111,7 +111,7 @@ def findings_markdown(findings: list[ClaimFinding], study: Study | None = None) 
             f"baseline (same initial draws and batch order) and spends 0.05/{study.comparisons} of the study's "
             f"error over its looks (Lan–DeMets O'Brien–Fleming spending; repeated 95%-family intervals): "
             f"*supported*/*contradicted* when the interval excludes 0, *negligible* when it lies inside ±δ, else "
-            f"more seeds (tricklab/sequential.py). Diverged runs are counted, never averaged.")
+            f"more seeds (tricklab/analysis/sequential.py). Diverged runs are counted, never averaged.")
     parts.append("\n".join(f"- {line}" for line in answers_markdown(findings)))
     for i, finding in enumerate(findings, 1):
         claim = finding.claim
@@ -224,7 +224,7 @@ def _changes_section(study: Study, previous: dict[str, Any], answers: dict[str, 
 def _warnings(study: Study, sweep: Sweep) -> list[str]:
     """Arms whose runs never leave chance, and arms that diverged in some seeds but not all (their comparisons
     keep only the seeds where both sides finished, which flatters the side that diverged)."""
-    from tricklab.study import near_chance
+    from tricklab.analysis.study import near_chance
 
     lines = [f"- **Arm {arm} never leaves chance** (its best validation accuracy, {acc:.3f} on average, stays "
              f"within 10% of the way from chance, {chance:.2f}, to 1): a comparison with it says little."
@@ -293,7 +293,7 @@ def commit() -> str:
     a tricklab installed from a wheel (not a checkout's src/)."""
     from tricklab.config import STUDY_PAGES
 
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # src/tricklab, above analysis/
     top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=package, capture_output=True, text=True)
     checkout = Path(top.stdout.strip()) if top.returncode == 0 and top.stdout.strip() else None
     if checkout is None or (checkout / "src" / "tricklab").resolve() != package:  # site-packages in some repo

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tricklab.analysis.summary import RANK_BY, ConfigSummary, Report, Stat, statuses_text
 from tricklab.errors import DataError
-from tricklab.summary import RANK_BY, ConfigSummary, Report, Stat, statuses_text
 from tricklab.sweep import Sweep, load_sweep
 
 METRICS = ("test/acc", "test/loss", "test/ece", "val/acc", "val/loss")
@@ -112,7 +112,7 @@ def markdown(report: Report) -> str:
                  for path, why in sweep.unreadable.items()]
         parts += ["## Runs that did not complete", markdown_table(["run", "status", "seed", "step", "why"], rows)]
     if report.findings:
-        from tricklab.study_page import findings_markdown
+        from tricklab.analysis.study_page import findings_markdown
 
         parts.insert(2, findings_markdown(report.findings, report.study))
     if report.plots:
@@ -161,9 +161,9 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
                 page: Path | None = None) -> Report:
     """Summarise the runs below ``root``, draw the plots, write report.md there, print the table; with ``page``
     (a folder), also write the study's page there (a study's runs only)."""
-    from tricklab.plots import draw_all
-    from tricklab.study import assess
-    from tricklab.study_page import study_of
+    from tricklab.analysis.plots import draw_all
+    from tricklab.analysis.study import assess
+    from tricklab.analysis.study_page import study_of
 
     report = summarise(load_sweep(root))
     study = study_of(report.sweep)
@@ -181,7 +181,7 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
         if study is None:
             raise DataError(f"--page writes a study's page, but the runs in {root} were not launched as a study "
                             f"(their saved config has no study block); tricklab study list shows the studies.")
-        from tricklab.study_page import write_page
+        from tricklab.analysis.study_page import write_page
 
         print(f"wrote {write_page(report, study, Path(page))}")
     if to_wandb:

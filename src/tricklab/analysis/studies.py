@@ -4,7 +4,7 @@ reports its Findings.
 
 Seeds until decided: the first round trains the study's pilot seeds for every arm (fused packs of seeds); each
 later round adds the seeds the next look of an undecided comparison needs, to that comparison's arms only, until
-every comparison is decided or at the cap (tricklab.sequential). A study runs into
+every comparison is decided or at the cap (tricklab.analysis.sequential). A study runs into
 ``outputs/studies/<name>/<8 hex of its overrides>/`` below the project root (tricklab.config.project_root): the
 same command finds the same folder and resumes it (completed jobs are skipped). Its pilot is also a plain
 multirun: ``python -m tricklab.train -m experiment=<name>``.
@@ -35,7 +35,7 @@ from tricklab.errors import ConfigError, DataError
 from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
 if TYPE_CHECKING:
-    from tricklab.study import SeedPlan
+    from tricklab.analysis.study import SeedPlan
 
 EXPERIMENTS = CONF_DIR / "experiment"
 SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds (as seed=0,1,...): refused
@@ -64,7 +64,7 @@ class StudyFile:
     def plan(self, overrides: list[str] = ()) -> SeedPlan:
         """The study's seed plan, with ``study.seeds.<pilot|batch|cap>=N`` overrides applied; a ConfigError when
         it does not hold together."""
-        from tricklab.study import SeedPlan
+        from tricklab.analysis.study import SeedPlan
 
         raw = dict(self.block.get("seeds") or {})
         for override in overrides:
@@ -146,8 +146,8 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None, p
     # This interpreter's tricklab trains the jobs (the code and configs that read the study), from the project root.
     command = [sys.executable, "-m", "tricklab.train", "-m", f"experiment={name}", "hydra/launcher=local",
                f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}", *overrides]
+    from tricklab.analysis.study_page import commit
     from tricklab.signals import exit_like_a_shell
-    from tricklab.study_page import commit
 
     trained_at, rounds = commit(), _earlier_rounds(out)
     seeds, arms = plan.pilot, None
@@ -167,7 +167,7 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None, p
             seeds, arms = wanted
         report = _report(out, page) if _finished(out) else None  # stopped before any job finished: none
     if report is not None:
-        from tricklab.study_page import answers_markdown
+        from tricklab.analysis.study_page import answers_markdown
 
         print(f"\nStudy {name}: {study.block.get('question', '')}")
         for line in answers_markdown(report.findings):
@@ -262,7 +262,7 @@ def _finished(out: Path) -> int:
 
 
 def _report(out: Path, page: Path | None) -> Any:
-    from tricklab.report import make_report
+    from tricklab.analysis.report import make_report
 
     try:
         return make_report(out, page=page)
@@ -274,8 +274,8 @@ def _report(out: Path, page: Path | None) -> Any:
 def next_round(out: Path) -> tuple[int, list[str]] | None:
     """(seeds, arms) the next round trains: the most seeds any undecided comparison's next look needs, for the
     arms of every comparison that needs more (a group's members all); None when none does."""
-    from tricklab.study import assess, split_arm
-    from tricklab.study_page import study_of
+    from tricklab.analysis.study import assess, split_arm
+    from tricklab.analysis.study_page import study_of
     from tricklab.sweep import load_sweep
 
     sweep = load_sweep(out)

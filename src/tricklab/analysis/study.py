@@ -11,7 +11,7 @@
     study:
       question: Does batch norm make training faster?
       regime: The source's setting (steps, data, schedule) and how this design follows it.
-      seeds: {pilot: 4, batch: 4, cap: 24}   # seeds until decided (tricklab.sequential); these are the defaults
+      seeds: {pilot: 4, batch: 4, cap: 24}   # seeds until decided (tricklab.analysis.sequential): the defaults
       changes:                               # design changes since the last page, each with its reason
         - {what: "max_epochs 10 -> 40", why: "the source trains to convergence"}
       claims:
@@ -26,7 +26,7 @@
 
 A run belongs to the arm whose overrides it carries (all of them; ``arm`` in its metrics.json when the sweeper
 wrote one). Each arm is compared with the baseline seed by seed (the same seed gives the same initial draws and
-batch order in both), at the looks of the study's seed plan (tricklab.sequential). Reads plain files only, like
+batch order in both), at the looks of the study's seed plan (tricklab.analysis.sequential). Reads plain files only, like
 ``sweep.py``.
 """
 
@@ -41,9 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from tricklab.errors import ConfigError
-from tricklab.findings import ALPHA, ArmSummary, Comparison, holm
-from tricklab.sequential import (
+from tricklab.analysis.findings import ALPHA, ArmSummary, Comparison, holm
+from tricklab.analysis.sequential import (
     CONTRADICTED,
     DECIDED,
     SUPPORTED,
@@ -53,6 +52,7 @@ from tricklab.sequential import (
     probability_better,
     walk,
 )
+from tricklab.errors import ConfigError
 from tricklab.sweep import Run, Sweep
 
 # The metric a claim reads, and how it is written.

@@ -1,0 +1,1 @@
+"""Analysis of finished runs: sweep reports and plots, studies, their statistics and seed plans."""
