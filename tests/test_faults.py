@@ -370,6 +370,41 @@ def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
     assert status(jobs["diverged"]) == "diverged"
 
 
+def test_overwrite_true_trains_every_job_of_a_resumed_sweep_again_from_the_start(tmp_path, data_dir):
+    """As for a single run: overwrite=true replaces the results in the folders it is given, finished or cut short
+    (whose last.ckpt is not continued); without it a resume skips the finished jobs, untouched."""
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY, "seed=0,1"]
+    assert run_cli(args).returncode == 0
+    sweep = only_sweep(tmp_path)
+    done, cut = sorted(d for d in sweep.iterdir() if d.is_dir())
+    cut_short(cut)
+    before = {d.name: hashes(d) for d in (done, cut)}
+    plain = run_cli([*args, f"resume={sweep}"])
+    assert plain.returncode == 0 and hashes(done) == before[done.name]  # skipped, untouched
+    again = run_cli([*args, f"resume={sweep}", "overwrite=true"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "overwrite=true: 2 finished job(s)" in again.stdout + again.stderr
+    for job in (done, cut):
+        record = json.loads((job / "metrics.json").read_text())
+        assert record["status"] == "completed" and record["resumed_from"] is None
+        assert hashes(job)["metrics.json"] != before[job.name]["metrics.json"]
+        epochs = [int(line.split(",")[0]) for line in (job / "history.csv").read_text().splitlines()[1:]]
+        assert epochs == [1]  # trained once, from the start
+    manifest = json.loads((sweep / MANIFEST_FILE).read_text())
+    assert not any(job.get("skipped") for job in manifest["jobs"].values())
+
+
+def test_runs_again_is_rerun_or_every_finished_status_with_overwrite():
+    from omegaconf import OmegaConf
+
+    from tricklab.launch.jobs import runs_again
+
+    assert runs_again(OmegaConf.create({"rerun": ["diverged"], "overwrite": False})) == ["diverged"]
+    assert runs_again(OmegaConf.create({"rerun": [], "overwrite": True})) == ["completed", "diverged"]
+    assert runs_again(OmegaConf.create({})) == []
+
+
 @pytest.mark.parametrize("content", ['{"jobs": {"a": ', "[1, 2]", '{"jobs": {"a": {"status": "completed"}}}', ""])
 def test_an_unreadable_sweep_json_is_set_aside_and_the_sweep_goes_on(tmp_path, capsys, content):
     from tricklab.launch.manifest import SweepManifest

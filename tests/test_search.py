@@ -534,6 +534,7 @@ def test_a_study_started_by_another_search_is_refused_and_the_same_search_contin
 # says). "{grid}", "{search}", "{damaged}" are folders the test makes.
 SWEEPER_REFUSES = [
     (["resume={grid}"], "is the folder of a grid sweep (it holds multirun.yaml"),
+    (["resume={search}", "overwrite=true"], "overwrite=true cannot retrain the search in"),
     (["resume={damaged}"], "optuna.journal cannot be used as the search's study: its last line is cut short"),
     (["resume={search}", "hydra.sweeper.study_name=other"], "and this search names another: "
                                                             "hydra.sweeper.study_name=other"),
