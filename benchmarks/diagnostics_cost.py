@@ -26,6 +26,7 @@ from tricklab.config import CONF_DIR, register_resolvers
 from tricklab.data.datamodule import TensorDataModule
 from tricklab.models import build_model
 from tricklab.module import ClassifierModule
+from tricklab.tricks.step import build_step_tricks
 
 REPEATS = 5
 SETTINGS = {"off": None, "every 50 steps (default)": 50, "every 10 steps": 10, "every step": 1}
@@ -54,7 +55,7 @@ def seconds_per_step(cfg: dict, every: int | None, out: Path, clock: StepClock |
     data = TensorDataModule(cfg["data"], Path(cfg["paths"]["data_dir"]), cfg["seed"])
     model = build_model(cfg["architecture"], cfg["norm"], cfg["dropout"], cfg["init"], data.input_shape,
                         data.num_classes)
-    module = ClassifierModule(model, cfg["optimizer"], cfg["scheduler"], cfg["regularization"])
+    module = ClassifierModule(model, build_step_tricks(cfg))
     callbacks = [] if every is None else [LayerDiagnostics(out / f"layers-{every}.csv", every, histograms=False)]
     if clock is not None:
         callbacks = [clock, *callbacks, clock.stop]

@@ -10,9 +10,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from tricklab.config import CONF_DIR, PROJECT_ROOT, register_resolvers
+from tricklab.config import CONF_DIR, register_resolvers
 
 register_resolvers()
+REPO = Path(__file__).resolve().parents[1]  # this checkout: its train.py, src/ and outputs/
 
 
 def compose_config(overrides: list[str], output_dir: Path, data_dir: Path) -> DictConfig:
@@ -34,6 +35,6 @@ def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, env: d
     (text output)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
-        [sys.executable, *(script or [str(PROJECT_ROOT / "train.py")]), *args],
-        cwd=cwd or PROJECT_ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, *(script or [str(REPO / "train.py")]), *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout,
     )

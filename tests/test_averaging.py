@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tricklab.callbacks.averaging import EMAEvaluation, SWAEvaluation
 from tricklab.module import ClassifierModule
+from tricklab.tricks.step import build_step_tricks
 
 COMMON = ["trainer.max_epochs=2", "data.subset=500"]
 
@@ -41,7 +42,7 @@ def test_swa_recomputes_batch_norm_statistics_of_the_average():
     x, y = torch.randn(64, 4) * 3 + 2, torch.randint(0, 3, (64,))
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
-    module = ClassifierModule(net, {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, {"name": "none"})
+    module = ClassifierModule(net, build_step_tricks({"optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}}))
     swa = SWAEvaluation(start_fraction=0.0)
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[swa])
@@ -156,7 +157,7 @@ def test_swa_averages_the_epoch_end_weights_of_its_phase_only():
     x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    module = ClassifierModule(net, {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, {"name": "none"})
+    module = ClassifierModule(net, build_step_tricks({"optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}}))
     swa, seen = SWAEvaluation(start_fraction=0.5, lr=0.05), EpochEndWeights()
     trainer = pl.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[swa, seen])

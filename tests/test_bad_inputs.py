@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
-
-from tricklab.config import PROJECT_ROOT
+from helpers import REPO, run_cli
 
 ARM_CLASH = 'hydra.sweeper.arms={a:["optimizer.lr=0.1"],b:["optimizer.lr=0.2"]}'
 ARM_SWEEP = 'hydra.sweeper.arms={a:["optimizer.lr=0.1,0.2"]}'
@@ -142,7 +140,7 @@ def test_bad_input_found_at_start_up_is_one_clear_error(tmp_path, data_dir, line
 
 def report(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "tricklab.cli", "report", *args], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, timeout=120)
+                          cwd=REPO, timeout=120)
 
 
 def test_a_report_of_a_missing_or_empty_folder_is_one_clear_error(tmp_path):
@@ -282,10 +280,10 @@ def test_a_study_with_a_wrong_group_choice_is_refused_before_its_folder(tmp_path
 
     overrides = ["init=He"]  # a group the study's arms leave alone (a key they set is refused before: test_studies)
     result = subprocess.run([sys.executable, "-m", "tricklab.cli", "study", "norms", *overrides],
-                            capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 2
     check(result, "init=He: He is not a choice of the config group init", "Did you mean init=he?")
-    assert not folder("norms", overrides, PROJECT_ROOT / "outputs").exists()
+    assert not folder("norms", overrides, REPO / "outputs").exists()
 
 
 # Values each passing its own rule that cannot work (issue 22, class 5), refused in-process by the pre-flight

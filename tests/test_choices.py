@@ -15,13 +15,15 @@ from tricklab.loggers import LOGGERS
 from tricklab.models import ARCHITECTURES, build_model
 from tricklab.models.layers import ACTIVATION_LAYERS
 from tricklab.tricks.clip import CLIPS
+from tricklab.tricks.gradient import GRADIENTS
 from tricklab.tricks.init import INITS
 from tricklab.tricks.norm import NORMS
 from tricklab.tricks.optim import OPTIMIZERS
 from tricklab.tricks.schedule import SCHEDULES
 
 REGISTRIES = {"architecture": ARCHITECTURES, "init": INITS, "norm": NORMS, "optimizer": OPTIMIZERS,
-              "scheduler": SCHEDULES, "logger": LOGGERS, "data": SOURCES, "clip": CLIPS, "averaging": AVERAGING}
+              "scheduler": SCHEDULES, "logger": LOGGERS, "data": SOURCES, "clip": CLIPS, "averaging": AVERAGING,
+              "gradient": GRADIENTS}
 
 
 @pytest.mark.parametrize("group", sorted(REGISTRIES))

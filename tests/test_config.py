@@ -11,7 +11,7 @@ from tricklab.config import CONF_DIR, validate
 from tricklab.errors import ConfigError
 
 GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "regularization",
-          "callbacks", "logger", "trainer")
+          "callbacks", "logger", "trainer", "gradient")
 
 
 def all_choices():
@@ -107,6 +107,18 @@ def test_val_monitor_without_validation_split_is_refused(make_config):
     validate(make_config(["data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]))
 
 
+def test_a_gradient_rule_refuses_what_it_cannot_train_with_in_one_paragraph_each(make_config):
+    validate(make_config(["gradient=sam", "gradient.rho=0.1", "norm=layer"]))
+    assert "gradient" not in make_config([])  # no rule chosen: one backward pass, and old runs' configs unchanged
+    with pytest.raises(ConfigError) as err:
+        validate(make_config(["gradient=sam", "norm=batch", "diagnostics=on"]))
+    paragraphs = str(err.value).split("\n")
+    assert len(paragraphs) == 2
+    assert paragraphs[0].startswith("gradient=sam cannot train with norm.name='batch': its second forward pass")
+    assert paragraphs[1].startswith("gradient=sam cannot train with diagnostics.enabled=true: ")
+    assert all(p.endswith("or gradient=backward (one backward pass).") for p in paragraphs)
+
+
 def test_unknown_choice_and_typo_key_are_refused_by_hydra(make_config):
     with pytest.raises((MissingConfigException, ConfigCompositionException)):
         make_config(["init=nonexistent"])
@@ -124,7 +136,8 @@ def test_config_module_does_not_import_torch():
 
 
 def test_config_files_document_their_trick():
-    groups = ("init", "norm", "optimizer", "scheduler", "clip", "regularization", "dropout", "data", "architecture")
+    groups = ("init", "norm", "optimizer", "scheduler", "clip", "regularization", "dropout", "data", "architecture",
+              "gradient")
     for group in groups:
         for path in Path(CONF_DIR / group).glob("*.yaml"):
             assert path.read_text().startswith("#"), f"{path} should open with a comment stating its trick"
@@ -139,7 +152,7 @@ def _leaves(node, prefix):
 
 
 def test_every_leaf_of_every_group_yaml_has_a_value_rule_or_names_its_check():
-    """RULES is a second schema beside conf/: a key added to a YAML without a rule would pass unchecked."""
+    """RULES is a second schema beside tricklab/conf/: a key added to a YAML without a rule would pass unchecked."""
     from omegaconf import OmegaConf
 
     from tricklab.config import CHECKED_ELSEWHERE, CONF_DIR, FAMILY_RULES, RULES
@@ -155,3 +168,17 @@ def test_every_leaf_of_every_group_yaml_has_a_value_rule_or_names_its_check():
                     and key.split(".", 1)[1] not in CHECKED_ELSEWHERE:
                 unchecked.append(f"{path.relative_to(CONF_DIR)}: {key}")
     assert unchecked == []
+
+
+def test_job_folder_names_leave_out_every_plumbing_key():
+    """config.PLUMBING (keys that say where or how a run writes, not what it trains) and the job folders' exclude
+    list name the same keys: a plumbing key left in the folder name would make a resumed sweep miss its jobs."""
+    from omegaconf import OmegaConf
+
+    from tricklab.config import PLUMBING
+
+    hydra = OmegaConf.load(CONF_DIR / "hydra" / "default.yaml")
+    excluded = set(hydra.job.config.override_dirname.exclude_keys)
+    paths = {f"paths.{key}" for key in OmegaConf.load(CONF_DIR / "paths" / "default.yaml")}
+    expected = {key for key in PLUMBING if key not in ("hydra", "paths")} | paths
+    assert expected <= excluded, sorted(expected - excluded)

@@ -20,6 +20,7 @@ from tricklab.callbacks.diagnostics import LayerDiagnostics, activation_stats, f
 from tricklab.config import validate
 from tricklab.errors import ConfigError
 from tricklab.module import ClassifierModule
+from tricklab.tricks.step import build_step_tricks
 
 
 def test_activation_stats_relu_dead_units_are_units_zero_on_the_whole_batch():
@@ -60,7 +61,7 @@ def tiny_net(lr: float) -> ClassifierModule:
     diagnostics plug into)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
-    return ClassifierModule(net, {"name": "sgd", "lr": lr, "weight_decay": 0.0}, {"name": "none"})
+    return ClassifierModule(net, build_step_tricks({"optimizer": {"name": "sgd", "lr": lr, "weight_decay": 0.0}}))
 
 
 def test_layers_csv_matches_hand_computed_statistics(tmp_path):

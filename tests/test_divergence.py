@@ -12,6 +12,7 @@ from torch import nn
 from tricklab.callbacks.divergence import DivergenceGuard
 from tricklab.data.batches import IndexBatches
 from tricklab.module import ClassifierModule
+from tricklab.tricks.step import build_step_tricks
 
 
 class NaNAtCall(nn.Module):
@@ -33,8 +34,8 @@ def test_forced_nan_stops_training_at_its_step(steps_per_call, grad_norm, reason
     """Checked at the end of each training batch, the guard still names the exact step inside it; it sees the
     gradients when the module computes their norm."""
     guard = DivergenceGuard()
-    module = ClassifierModule(NaNAtCall(bad_call=3), {"name": "sgd", "lr": 0.1, "weight_decay": 0.0},
-                              {"name": "none"}, track_grad_norm=grad_norm)
+    module = ClassifierModule(NaNAtCall(bad_call=3), build_step_tricks(
+        {"optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 0.0}, "callbacks": {"grad_norm": grad_norm}}))
     data = IndexBatches(torch.randn(64, 3), torch.randint(0, 2, (64,)), 8, shuffle=True,
                         steps_per_call=steps_per_call)
     trainer = pl.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,

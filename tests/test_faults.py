@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 
-from tricklab.config import PROJECT_ROOT
 from tricklab.launch.manifest import MANIFEST_FILE
 
 # Small, quiet runs; data.subset=256 is two minibatches an epoch.
@@ -41,7 +40,7 @@ def status(job_dir: Path) -> str | None:
 
 def start(args: list[str], **kwargs) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env, text=True,
+    return subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
@@ -262,7 +261,7 @@ def test_a_corrupt_metrics_json_is_kept_aside_rerun_on_resume_and_reported(tmp_p
     good_before = hashes(good)
 
     report = subprocess.run([sys.executable, "-m", "tricklab.cli", "report", str(sweep)], capture_output=True,
-                            text=True, cwd=PROJECT_ROOT, timeout=300)
+                            text=True, cwd=REPO, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "Traceback" not in report.stderr and f"{bad / 'metrics.json'} cannot be read" in report.stderr
     text = (sweep / "report.md").read_text()
@@ -309,7 +308,7 @@ def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_l
             f"paths.data_dir={data_dir}", *TINY]
     assert run_cli([*base, "seed=0,1"]).returncode == 0
     sweep = only_sweep(tmp_path)
-    first = hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1")
+    first = hashes(sweep / "data.subset=256,seed=0,trainer.max_epochs=1")
     resumed = run_cli([*base, "seed=1,2", f"resume={sweep}"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     manifest = json.loads((sweep / MANIFEST_FILE).read_text())
@@ -318,7 +317,7 @@ def test_resuming_with_another_command_keeps_every_job_the_folder_ran_with_its_l
     assert (jobs["seed=0"]["launch"], jobs["seed=1"]["launch"], jobs["seed=2"]["launch"]) == (0, 0, 1)
     assert jobs["seed=1"].get("skipped") and not jobs["seed=2"].get("skipped")
     assert len(manifest["launches"]) == 2 and manifest["counts"]["completed"] == 3
-    assert hashes(sweep / "data.subset=256,seed=0,threads=1,trainer.max_epochs=1") == first
+    assert hashes(sweep / "data.subset=256,seed=0,trainer.max_epochs=1") == first
 
 
 # --- two launchers on one sweep ----------------------------------------------------------------------------
@@ -332,7 +331,7 @@ def test_a_second_launcher_resuming_a_live_sweep_does_not_run_a_running_job(tmp_
     wait_for(lambda: any((d / ".lease.json").is_file() and (d / "checkpoints" / "last.ckpt").is_file()
                          for d in tmp_path.glob("multirun/*/*")))
     sweep = only_sweep(tmp_path)
-    running, other = (sweep / f"callbacks.checkpoint.every_seconds=0,seed={s},threads=1,trainer.max_epochs=150"
+    running, other = (sweep / f"callbacks.checkpoint.every_seconds=0,seed={s},trainer.max_epochs=150"
                       for s in (0, 1))
     second = run_cli([*args, f"resume={sweep}"])
     assert second.returncode == 0, second.stderr[-3000:]

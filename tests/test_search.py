@@ -13,11 +13,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 from optuna.trial import TrialState
 from test_sweeps import composed_hydra, metrics_of, only_sweep_dir, read_manifest
 
-from tricklab.config import PROJECT_ROOT
 from tricklab.errors import ConfigError
 from tricklab.search.runner import reusable
 from tricklab.search.space import parse_space
@@ -165,13 +164,14 @@ class FakeJobs:
 
     def __init__(self, tmp_path: Path, durations: dict[int, int]) -> None:
         self.tmp_path, self.durations = tmp_path, durations
-        self.clock, self.running, self.started = 0, {}, {}
+        self.clock, self.running, self.started, self.configs = 0, {}, {}, {}
 
     def free_workers(self) -> int:
         return 2 - len(self.running)
 
-    def start_job(self, num: int, overrides: list[str]) -> None:
+    def start_job(self, num: int, overrides: list[str], config=None) -> None:
         self.running[num], self.started[num] = self.clock + self.durations[num], self.clock
+        self.configs[num] = config
 
     def wait_jobs(self) -> list:
         from hydra.core.utils import JobReturn, JobStatus
@@ -198,6 +198,28 @@ def test_a_new_trial_is_asked_as_soon_as_a_worker_is_free(tmp_path):
     assert told == {"completed": 4, "pruned": 0, "failed": 0}
     assert jobs.started == {0: 0, 1: 0, 2: 1, 3: 2}  # not batch by batch: trials 2 and 3 ran beside slow trial 0
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_each_trial_is_composed_once_and_its_first_job_started_with_that_config(tmp_path, seeds):
+    from tricklab.search.runner import Search
+
+    composed = []
+
+    def check(overrides):  # the sweeper's check composes and validates: count how often, hand back a config
+        composed.append(overrides)
+        return f"config {len(composed) - 1}"
+
+    settings = SearchSettings(n_trials=3, sampler="random", seeds_per_trial=seeds)
+    study = optuna.create_study(direction="maximize", sampler=build_sampler(settings))
+    jobs = FakeJobs(tmp_path, dict.fromkeys(range(3 * seeds), 1))
+    Search(settings, parse_space({"optimizer.lr": "interval(0.001, 0.01)"}, []), study, jobs, tmp_path,
+           check=check, base_seed=0, n_trials=3).run()
+    assert len(composed) == 3  # once a trial (it was twice: the check, then the launcher's own composition)
+    assert all(any(o.startswith("hydra.sweep.subdir=trial_") for o in overrides) for overrides in composed)
+    # The first job of trial n starts with the config its check composed; a further seed's job is composed by
+    # the launcher (other overrides: its seed and folder).
+    assert jobs.configs == {n * seeds + i: f"config {n}" if i == 0 else None for n in range(3) for i in range(seeds)}
 
 
 # --- real searches -----------------------------------------------------------------------------------------
@@ -279,7 +301,7 @@ def test_a_search_killed_part_way_resumes_keeps_its_trials_and_retries_the_stale
     args = search_args(tmp_path, data_dir, LR_SPACE, "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
                        epochs=30)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
+    launcher = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env,
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # kill once the study holds a completed trial and another one is training

@@ -1,5 +1,5 @@
-"""The shipped studies (conf/experiment/*.yaml with a study block): each composes, its claims hold together with
-its arms, and it expands to the job count its block implies; a smoke run of every study completes (slow); a bad
+"""The shipped studies (tricklab/conf/experiment/*.yaml with a study block): each composes, its claims hold together
+with its arms, and it expands to the job count its block implies; a smoke run of every study completes (slow); a bad
 claim or an unknown study is refused before anything runs."""
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 from hydra import compose, initialize_config_dir
 from hydra.types import HydraContext
 from omegaconf import OmegaConf
 from wandb_file import find_run_files, read_run
 
-from tricklab.config import CONF_DIR, PROJECT_ROOT
+from tricklab.config import CONF_DIR
 from tricklab.errors import ConfigError
 from tricklab.internals import hydra_callbacks
 from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
@@ -173,7 +173,7 @@ def test_bad_sweep_settings_are_one_paragraph_errors(tmp_path, overrides, says, 
 def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeypatch):
     from sweep_tasks import CRASHING_SEED
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(REPO / "src")]))
     seeds = [0, 1, CRASHING_SEED, 2, 3, 4]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         configs = [compose("config", [f"seed={s}", f"hydra.sweep.dir={tmp_path}", f"hydra.sweep.subdir=job{i}"],
@@ -205,7 +205,7 @@ def test_pool_replaces_a_crashed_worker_and_never_shares_a_gpu(tmp_path, monkeyp
 
 
 def test_warm_workers_preload_before_their_first_job_and_an_idle_one_stops_at_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS_DIR), str(REPO / "src")]))
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
                          return_hydra_config=True)
@@ -253,6 +253,29 @@ def test_a_job_that_failed_before_it_started_is_recorded_in_a_folder_made_for_it
     assert read_manifest(tmp_path)["jobs"]["job0"]["status"] == "failed"  # keyed by job folder
     (returned,) = jobs.end()
     assert returned.status == JobStatus.FAILED
+
+
+def test_a_job_entered_with_its_composed_config_is_not_composed_again(tmp_path):
+    from tricklab.launch.jobs import SweepJobs
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        config = compose("config", ["seed=0", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=job0"],
+                         return_hydra_config=True)
+
+    class CountingLoader:
+        calls = 0
+
+        def load_sweep_config(self, master_config, overrides):
+            CountingLoader.calls += 1
+            return config.copy()
+
+    jobs = SweepJobs(config, HydraContext(config_loader=CountingLoader(), callbacks=hydra_callbacks()))
+    given = config.copy()
+    order = jobs.enter(3, ["seed=0"], given)  # as the Optuna sweeper starts a trial whose config it checked
+    assert CountingLoader.calls == 0 and order.config is given and order.config.hydra.job.num == 3
+    assert order.job_dir == tmp_path / "job0"
+    jobs.enter(4, ["seed=0"])  # without one, the launcher composes it
+    assert CountingLoader.calls == 1
 
 
 # --- real multiruns ----------------------------------------------------------------------------------------
@@ -323,7 +346,7 @@ def test_a_sweep_killed_part_way_resumes_without_rerunning_or_losing_jobs(tmp_pa
     # 30 epochs: a few seconds a job, time enough to kill the sweep in the middle of one.
     args = sweep_args(tmp_path, data_dir, "hydra.launcher.workers=2", "hydra.launcher.gpus=[]", *jobs, epochs=30)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env,
+    launcher = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], env=env,
                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill once two jobs completed and another one is running
@@ -399,7 +422,7 @@ def test_ray_launcher_runs_jobs_as_ray_tasks_isolates_a_dead_one_and_resumes(tmp
     args = sweep_args(tmp_path, data_dir, f"seed=0,1,2,{CRASHING_SEED}", "logger=wandb", "logger.mode=offline",
                       "hydra.launcher.init.num_cpus=2", "hydra.launcher.init.include_dashboard=false",
                       launcher="ray", epochs=1)
-    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(PROJECT_ROOT / "src")]),
+    env = {"PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(REPO / "src")]),
            "RAY_memory_monitor_refresh_ms": "0"}
     script = ["-c", "import sweep_tasks; sweep_tasks.main()"]
     result = run_cli(args, env=env, script=script)

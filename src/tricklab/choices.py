@@ -1,7 +1,7 @@
 """The names a config group accepts, and the one way a wrong name is refused.
 
-A group's choices are its YAML files, ``conf/<group>/*.yaml`` (that is Hydra's list); in the code each name maps
-to what it builds, in a registry beside the builder (``INITS``, ``OPTIMIZERS``, ...). ``pick`` and ``check``
+A group's choices are its YAML files, ``tricklab/conf/<group>/*.yaml`` (that is Hydra's list); in the code each name
+maps to what it builds, in a registry beside the builder (``INITS``, ``OPTIMIZERS``, ...). ``pick`` and ``check``
 refuse a name a registry lacks (reached by ``<group>.name=...`` or a direct call), and
 ``tests/test_choices.py`` holds every registry to its group's folder, so the two lists cannot drift apart.
 A group override naming a file the group lacks (``optimizer=adma``) is refused in the same words, with the

@@ -1,7 +1,8 @@
-"""The ``tricklab`` command: ``tricklab report <run or sweep dir> [--wandb] [--page DIR]``, ``tricklab study list``,
-``tricklab study <name> [overrides...]``.
+"""The ``tricklab`` command: ``tricklab train [overrides...]``, ``tricklab report <run or sweep dir> [--wandb]
+[--page DIR]``, ``tricklab study list``, ``tricklab study <name> [overrides...]``.
 
-Training itself stays ``python train.py`` (Hydra's own command line); this one holds the tools around it.
+``tricklab train`` is Hydra's own command line, as ``python train.py`` in a checkout and ``python -m
+tricklab.train``: everything after ``train`` goes to Hydra. The other subcommands are the tools around it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from tricklab.errors import USER_ERROR_EXIT, TricklabError, print_user_error
 
 
 def parser() -> argparse.ArgumentParser:
-    """The ``tricklab`` command line: subcommand ``report``."""
-    top = argparse.ArgumentParser(prog="tricklab", description="Tools around tricklab runs and sweeps.")
+    """The ``tricklab`` command line: subcommands ``train`` (listed here, run by ``main`` before parsing),
+    ``report`` and ``study``."""
+    top = argparse.ArgumentParser(prog="tricklab", description="Train tricklab runs; tools around runs and sweeps.")
     commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", add_help=False,
+                        help="one run, or a sweep with -m: Hydra's command line (tricklab train --help)")
     report = commands.add_parser(
         "report", help="table, factor effects, ensembles and plots of a run or sweep folder; trials of a search",
         description="Write report.md and PNG plots into DIR (a run folder or a sweep folder holding run folders, "
@@ -37,13 +41,16 @@ def parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--page", type=Path, default=None, metavar="DIR",
                        help="also write the study's page and its plots to DIR (docs/studies) and update its index")
-    study.add_argument("name", help="a study (conf/experiment/NAME.yaml with a study block), or list")
+    study.add_argument("name", help="a study (src/tricklab/conf/experiment/NAME.yaml with a study block), or list")
     study.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides for every job of the study")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tricklab`` script; user errors give one paragraph and exit status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        return _train(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "study":  # --page after the name lands among the overrides (argparse's REMAINDER)
         args.page, args.overrides = _page_option(args.page, args.overrides)
@@ -67,6 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     except TricklabError as err:
         print_user_error(err)
         return USER_ERROR_EXIT
+    return 0
+
+
+def _train(overrides: list[str]) -> int:
+    """``tricklab train OVERRIDES``: ``python -m tricklab.train OVERRIDES`` (Hydra reads them from sys.argv)."""
+    from tricklab.invocation import set_entry
+    from tricklab.train import cli
+
+    set_entry(["tricklab", "train"])
+    sys.argv = [sys.argv[0], *overrides]
+    cli()
     return 0
 
 

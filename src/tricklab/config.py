@@ -7,7 +7,9 @@ It imports neither torch nor Lightning, so a bad value is reported in well under
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,22 +22,38 @@ from tricklab.errors import ConfigError, exit_on_user_error
 from tricklab.launch.naming import job_dirname, sweep_dir
 from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
-STUDY_PAGES = PROJECT_ROOT / "docs" / "studies"  # the generated study pages
+# The configs ship inside the package (installed with it as package data): code and config always match.
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+# Where outputs/ and data/ go is never the package's location (tricklab_root, ``project_root``).
+ROOT_ENV = "TRICKLAB_ROOT"
+# The root of a tricklab checkout holds this file: run anywhere inside a checkout, its outputs/ is used.
+CHECKOUT_MARKER = Path("src", "tricklab", "conf", "config.yaml")
+STUDY_PAGES = Path("docs", "studies")  # the generated study pages, below the project root
 
 # Override keys that say where a run writes or how it is shown, not what it trains: they name no config
-# (run names, report configs). Job folder names leave out the same keys (conf/hydra/default.yaml exclude_keys).
+# (run names, report configs). Job folder names leave out the same keys (tricklab/conf/hydra/default.yaml exclude_keys).
 PLUMBING = ("hydra", "paths", "logger", "callbacks.progress_bar", "name", "threads", "resume", "overwrite", "rerun",
             "verbose")
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 MODES = ("min", "max")
 
 
+def project_root(start: Path | None = None) -> Path:
+    """The folder outputs/ and data/ go below: $TRICKLAB_ROOT when set; else the nearest folder from the
+    working directory (``start``) up that is a tricklab checkout (holds CHECKOUT_MARKER), so a run started in
+    a checkout's sub-folder still writes into that checkout's outputs/; else the working directory itself
+    (Hydra's own convention). Never where the package is installed: a second checkout, or a user's project
+    folder, keeps its own outputs/."""
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / CHECKOUT_MARKER).is_file()), here)
+
+
 def register_resolvers() -> None:
-    """``${tricklab_root:}``: the project root, so outputs/ and data/ land there wherever we run from;
+    """``${tricklab_root:}``: the project root (``project_root``), found when the config is resolved;
     ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.launch.naming."""
-    OmegaConf.register_new_resolver("tricklab_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("tricklab_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("tricklab_sweep_dir", _exit_on_user_error(sweep_dir), replace=True, use_cache=True)
     OmegaConf.register_new_resolver("tricklab_job_dirname", job_dirname, replace=True)
 
@@ -224,6 +242,9 @@ RULES: dict[str, Rule] = {
     "scheduler.start_factor": fraction(low_open=True, high_open=False),
     "clip.max_norm": positive(),
     "clip.max_value": positive(),
+    "clip.clip_factor": positive(),
+    "clip.eps": positive(),
+    "gradient.rho": positive(),
     "regularization.l1": non_negative(),
     "regularization.l2": non_negative(),
     "callbacks.early_stopping.enabled": Rule(bool, "true or false"),
@@ -283,7 +304,8 @@ FAMILY_RULES: dict[str, dict[str, Rule]] = {
 VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callbacks.checkpoint.monitor")
 
 
-# Group leaves that RULES leaves to another check, and which one: a test holds every leaf of conf/ to RULES or here.
+# Group leaves that RULES leaves to another check, and which one: a test holds every leaf of tricklab/conf/ to
+# RULES or here.
 CHECKED_ELSEWHERE = {
     "name": "each group's choice name: its registry (tricklab.choices.pick) names the allowed ones",
     "architecture.family": "the architecture registry, like architecture.name",
@@ -315,7 +337,39 @@ def problems(cfg: DictConfig) -> list[str]:
 
 def _cross_checks(cfg: DictConfig) -> list[str]:
     """Values each fine alone that together cannot work: splits left empty, a val monitor with no validation."""
-    return _split_problems(cfg) + _val_monitor_problems(cfg)
+    return (_split_problems(cfg) + _val_monitor_problems(cfg) + _gradient_problems(cfg)
+            + _missing_extra_problems(cfg))
+
+
+# gradient=<rule> -> (key, the values it cannot train with, why) (tricklab.tricks.gradient)
+GRADIENT_CONFLICTS: dict[str, list[tuple[str, tuple[Any, ...], str]]] = {
+    "sam": [
+        ("norm.name", ("batch",), "its second forward pass would update batch norm's running statistics a second "
+                                  "time each step"),
+        ("trainer.precision", ("16-mixed", "bf16-mixed", "16", 16),
+         "a gradient scaler unscales the gradients once a step, and SAM computes them twice"),
+        ("diagnostics.enabled", (True,), "per-layer diagnostics would record the second, perturbed forward pass"),
+    ],
+}
+
+
+def _gradient_problems(cfg: DictConfig) -> list[str]:
+    """A gradient rule with a setting it cannot train with (one paragraph each)."""
+    rule = _lookup(cfg, "gradient.name")
+    return [f"gradient={rule} cannot train with {key}={_show(value)}: {why}; choose another {key}, or "
+            f"gradient=backward (one backward pass)."
+            for key, values, why in GRADIENT_CONFLICTS.get(rule, [])
+            if (value := _lookup(cfg, key)) is not _MISSING and value in values]
+
+
+def _missing_extra_problems(cfg: DictConfig) -> list[str]:
+    """A logger whose library is an optional extra that is not installed (found without importing it)."""
+    if _lookup(cfg, "logger.name") != "tensorboard" or any(
+            importlib.util.find_spec(module) is not None for module in ("tensorboardX", "tensorboard")):
+        return []
+    return ["logger=tensorboard needs tensorboardX (or TensorBoard), which is not installed; install tricklab's "
+            "[tensorboard] extra (pip install 'tricklab[tensorboard]', or pip install -e '.[tensorboard]' in a "
+            "checkout), or choose another logger: logger=csv, logger=wandb or logger=none."]
 
 
 def _val_monitor_problems(cfg: DictConfig) -> list[str]:
@@ -412,4 +466,7 @@ def _lookup(cfg: DictConfig, key: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
+    """A value as it is written on the command line: null, true/false, a quoted string, a number."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return repr(value) if isinstance(value, str) else str(value)

@@ -2,7 +2,8 @@
 
 It optimizes manually. A training batch is a run of minibatches (``StepBatches``, or one plain ``(x, y)``),
 each one optimizer step; ``optimizer_step_on`` lists the stages of that step in the order they run, each a call
-of the trick that does it (``tricks/``) or of the callbacks that plug into the stage (``stages.StepCallback``).
+of the trick that does it (``tricks/``, built once into the module's one ``StepTricks``) or of the callbacks that
+plug into the stage (``stages.StepCallback``).
 Metrics are accumulated on the device and logged once per epoch (``metrics.log_epoch``).
 """
 
@@ -20,43 +21,36 @@ from tricklab.data.batches import Batch, StepBatches, minibatches
 from tricklab.internals import count_optimizer_step
 from tricklab.metrics import EpochStats, EvalMetrics, log_epoch, steps_per_epoch
 from tricklab.stages import CallSteps, StageHooks
-from tricklab.tricks.clip import build_clip, grad_norm, needs_norm
+from tricklab.tricks.clip import grad_norm
 from tricklab.tricks.optim import build_optimizer
-from tricklab.tricks.regularization import build_penalty
 from tricklab.tricks.schedule import Schedule, build_schedule
+from tricklab.tricks.step import StepTricks
 
 RANDOM_STATE = "torch_random_state"  # where a checkpoint keeps torch's random number generators' state
 
 
 class ClassifierModule(pl.LightningModule):
-    """``model`` trained with cross-entropy; configs are plain dicts so checkpoints stay portable.
+    """``model`` trained with cross-entropy and the step's ``tricks`` (``tricklab.tricks.step.build_step_tricks``);
+    the hyper-parameters saved are the plain config sections the tricks were built from, so checkpoints stay
+    portable.
 
-    ``track_grad_norm``: compute ‖g‖₂ before clipping every step (always done to clip by norm), log its epoch
+    ``tricks.norms_needed``: compute ‖g‖₂ before clipping every step (always done to clip by norm), log its epoch
     mean as ``grad_norm`` and let the divergence guard check it.
     """
 
     members = False  # a fused pack of stacked models (tricklab.fuse.module.PackModule): per-member norms
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        regularization: dict[str, Any] | None = None,
-        clip: dict[str, Any] | None = None,
-        track_grad_norm: bool = False,
-    ) -> None:
+    def __init__(self, model: nn.Module, tricks: StepTricks) -> None:
         super().__init__()
+        if tricks.members != self.members:
+            raise ValueError(f"{type(self).__name__} takes step tricks built with members={self.members}")
         self.automatic_optimization = False
         self.model = model
-        self.save_hyperparameters(ignore=["model"])
-        self.penalty = build_penalty(regularization, self.members)
-        self.clip = build_clip(clip)
-        self.norms_needed = track_grad_norm or needs_norm(clip)
+        self.save_hyperparameters(tricks.config)
+        self.tricks = tricks
         self.schedule: Schedule | None = None
         self.stats = {"train": EpochStats(), "val": EvalMetrics(), "test": EvalMetrics()}
         self.epoch_grad_norms: list[torch.Tensor] = []  # each training call's (S,) ‖g‖₂
-        self.grads_needed = self.norms_needed or self.clip is not None
         # Set when training starts:
         self.hooks = StageHooks()  # the callbacks' stages
         self.lightning_optimizer: Any = None  # Lightning's wrapper of the optimizer (it counts steps)
@@ -92,25 +86,31 @@ class ClassifierModule(pl.LightningModule):
                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Optimizer step ``step`` (0-based) on the minibatch (x, y); returns its loss, logits and ‖g‖₂ before
         clipping (None unless needed)."""
-        model, hooks = self.model, self.hooks
+        model, hooks, tricks = self.model, self.hooks, self.tricks
         for hook in hooks.before_forward:
             hook(trainer, step, model)                                     # diagnostics: watch activations
-        logits = model(x)                                                  # forward
-        loss = self.loss(logits, y)                                        # cross-entropy
-        objective = loss if self.penalty is None else loss + self.penalty(model)  # + λ₁Σ|w| + λ₂/2·Σw²
-        self.compute_gradients(objective)                                  # g = ∂objective/∂θ
-        grads = [p.grad for p in self.params if p.grad is not None] if self.grads_needed else []
-        norm = grad_norm(grads, self.members) if self.norms_needed and grads else None  # ‖g‖₂ before clipping
+        loss, logits, objective = self.objective(x, y)                     # forward, cross-entropy, + penalty
+        tricks.gradients(self, objective, x, y)                            # g = ∂objective/∂θ: one backward (sam: 2)
+        with_grads = [p for p in self.params if p.grad is not None] if tricks.grads_needed else []
+        grads = [p.grad for p in with_grads]
+        norm = grad_norm(grads, self.members) if tricks.norms_needed and grads else None  # ‖g‖₂ before clipping
         for hook in hooks.after_backward:
             hook(trainer, step, model)                                     # diagnostics: ‖∂L/∂W_l‖, W_l kept
-        if self.clip is not None and grads:
-            self.clip(grads, norm)                                         # clip by norm or by value
+        if tricks.clip is not None and grads:
+            tricks.clip(with_grads, grads, norm)                           # clip by norm or by value
         self.apply_update()                                                # θ ← optimizer(θ, g); step counted
         for hook in hooks.after_update:
             hook(trainer, step, model)                                     # EMA/SWA; update ratios
         if self.schedule is not None:
             self.schedule.after_optimizer_step()                           # per-step schedules
         return loss.detach(), logits.detach(), norm
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The forward pass at the current weights: (loss, logits, objective = loss + λ₁Σ|w| + λ₂/2·Σw²)."""
+        logits = self.model(x)
+        loss = self.loss(logits, y)                                        # cross-entropy
+        penalty = self.tricks.penalty
+        return loss, logits, loss if penalty is None else loss + penalty(self.model)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean cross-entropy −log p(y|x) of the minibatch."""
@@ -215,9 +215,9 @@ class ClassifierModule(pl.LightningModule):
                 torch.cuda.set_rng_state_all(state["cuda"])
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.model, self.hparams.optimizer)
+        optimizer = build_optimizer(self.model, self.tricks.optimizer)
         total_steps = steps_per_epoch(self.trainer) * self.trainer.max_epochs
-        self.schedule = build_schedule(optimizer, self.hparams.scheduler, self.trainer.max_epochs, total_steps)
+        self.schedule = build_schedule(optimizer, self.tricks.scheduler, self.trainer.max_epochs, total_steps)
         return optimizer if self.schedule is None else {"optimizer": optimizer,
                                                         "lr_scheduler": self.schedule.lightning_config()}
 

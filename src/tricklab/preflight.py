@@ -79,8 +79,8 @@ def _value_problems(overrides: list[str]) -> list[str]:
 
 
 def group_options(overrides: Sequence[Override]) -> Callable[[str], list[str]]:
-    """``options(group)``: the choices of a config group as Hydra lists them (conf/, Hydra's own and the plugins'
-    configs, and any folder a ``hydra.searchpath`` override adds), each group read once."""
+    """``options(group)``: the choices of a config group as Hydra lists them (tricklab/conf/, Hydra's own and the
+    plugins' configs, and any folder a ``hydra.searchpath`` override adds), each group read once."""
     searchpath = [o.input_line for o in overrides if o.key_or_group == "hydra.searchpath"]
 
     @functools.cache

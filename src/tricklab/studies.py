@@ -1,11 +1,13 @@
-"""The studies in ``conf/experiment/``: each experiment YAML with a ``study:`` block. ``tricklab study list`` shows
-them; ``tricklab study <name> [overrides]`` runs one on the local launcher and reports its Findings.
+"""The studies in ``tricklab/conf/experiment/`` (shipped in the package): each experiment YAML with a ``study:``
+block. ``tricklab study list`` shows them; ``tricklab study <name> [overrides]`` runs one on the local launcher and
+reports its Findings.
 
 Seeds until decided: the first round trains the study's pilot seeds for every arm (fused packs of seeds); each
 later round adds the seeds the next look of an undecided comparison needs, to that comparison's arms only, until
 every comparison is decided or at the cap (tricklab.sequential). A study runs into
-``outputs/studies/<name>/<8 hex of its overrides>/``: the same command finds the same folder and resumes it
-(completed jobs are skipped). Its pilot is also a plain multirun: ``python train.py -m experiment=<name>``.
+``outputs/studies/<name>/<8 hex of its overrides>/`` below the project root (tricklab.config.project_root): the
+same command finds the same folder and resumes it (completed jobs are skipped). Its pilot is also a plain
+multirun: ``python -m tricklab.train -m experiment=<name>``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
-from tricklab.config import CONF_DIR, PROJECT_ROOT, STUDY_PAGES
+from tricklab.config import CONF_DIR, STUDY_PAGES, project_root
 from tricklab.errors import ConfigError, DataError
 from tricklab.results import STUDY_RUN_FILE, write_json_atomic
 
@@ -113,7 +115,7 @@ def folder(name: str, overrides: list[str], output_dir: Path) -> Path:
 
 def last_wall_time(name: str) -> str:
     """The wall time the study's generated page records (docs/studies/<name>.md), or "-" before it has one."""
-    page = STUDY_PAGES / f"{name}.md"
+    page = project_root() / STUDY_PAGES / f"{name}.md"
     found = re.search(r"^- Wall time: (.+)$", page.read_text(), re.M) if page.is_file() else None
     return found.group(1) if found else "-"
 
@@ -141,7 +143,8 @@ def run_study(name: str, overrides: list[str], output_dir: Path | None = None, p
         raise ConfigError("\n".join(problems))
     plan = study.plan(overrides)
     out = folder(name, overrides, (output_dir or _output_dir(overrides)).resolve())
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), "-m", f"experiment={name}", "hydra/launcher=local",
+    # This interpreter's tricklab trains the jobs (the code and configs that read the study), from the project root.
+    command = [sys.executable, "-m", "tricklab.train", "-m", f"experiment={name}", "hydra/launcher=local",
                f"hydra.launcher.fuse={plan.cap}", f"hydra.sweep.dir={out}", *overrides]
     from tricklab.signals import exit_like_a_shell
     from tricklab.study_page import commit
@@ -204,14 +207,14 @@ def override_problems(study: StudyFile, overrides: list[str]) -> list[str]:
         elif key in armed:
             problems.append(f"{override} is not allowed: the arms {', '.join(armed[key])} of study {study.name} set "
                             f"{key} themselves, so your value would be dropped for them; change the arms in "
-                            f"conf/experiment/{study.name}.yaml instead.")
+                            f"{EXPERIMENTS / study.name}.yaml instead.")
     return problems
 
 
 def _output_dir(overrides: list[str]) -> Path:
-    """``paths.output_dir`` when an override sets it, else <project>/outputs."""
+    """``paths.output_dir`` when an override sets it, else <project root>/outputs."""
     given = [o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("paths.output_dir=")]
-    return Path(given[-1]) if given else PROJECT_ROOT / "outputs"
+    return Path(given[-1]) if given else project_root() / "outputs"
 
 
 @contextlib.contextmanager
@@ -236,7 +239,7 @@ def _round(out: Path, command: list[str], rounds: list[dict[str, Any]], seeds: i
     """Run one round's sweep and append it to ``rounds`` (jobs it finished, wall time); on SIGTERM or Ctrl-C,
     stop the sweep (its launcher stops its workers and marks their jobs interrupted) and return 130/143."""
     before, started = _finished(out), time.perf_counter()
-    child = subprocess.Popen(command, cwd=PROJECT_ROOT)
+    child = subprocess.Popen(command, cwd=project_root())
     try:
         code = child.wait()
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """A study: named arms (override sets) run over seeds, and claims that compare arms with a baseline arm.
 
-``conf/experiment/<name>.yaml`` defines the arms for the grid sweeper and the claims in a ``study:`` block::
+``tricklab/conf/experiment/<name>.yaml`` defines the arms for the grid sweeper and the claims in a ``study:`` block::
 
     hydra:
       sweeper:

@@ -288,14 +288,19 @@ def _launch(root: Path) -> dict[str, Any]:
 
 
 def commit() -> str:
-    """The project's git commit (short), marked when the working tree has uncommitted changes (the generated
-    study pages aside: writing one study's page must not mark the next study's runs)."""
-    from tricklab.config import PROJECT_ROOT, STUDY_PAGES
+    """The git commit (short) of the code that runs, marked when its working tree has uncommitted changes (the
+    generated study pages aside: writing one study's page must not mark the next study's runs); "unknown" for
+    a tricklab installed from a wheel (not a checkout's src/)."""
+    from tricklab.config import STUDY_PAGES
 
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            f":!{STUDY_PAGES.relative_to(PROJECT_ROOT)}"], cwd=PROJECT_ROOT, capture_output=True,
-                           text=True).stdout.strip()
+    package = Path(__file__).resolve().parent
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=package, capture_output=True, text=True)
+    checkout = Path(top.stdout.strip()) if top.returncode == 0 and top.stdout.strip() else None
+    if checkout is None or (checkout / "src" / "tricklab").resolve() != package:  # site-packages in some repo
+        return "unknown"
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{STUDY_PAGES}"],
+                           cwd=checkout, capture_output=True, text=True).stdout.strip()
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 

@@ -44,7 +44,7 @@ RUN_MODULES = ("pytorch_lightning", "pytorch_lightning.loggers", "tricklab.callb
 
 # Config groups that are tricks or experimental choices (the rest are plumbing: paths, logger, hydra).
 TRICK_GROUPS = ("data", "architecture", "init", "norm", "dropout", "optimizer", "scheduler", "clip", "averaging",
-                "regularization", "trainer", "experiment")
+                "regularization", "trainer", "experiment", "gradient")
 
 
 @dataclass
@@ -80,6 +80,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
     from tricklab.data.datamodule import TensorDataModule
     from tricklab.models import build_model
     from tricklab.module import ClassifierModule
+    from tricklab.tricks.step import build_step_tricks
 
     started = time.perf_counter()
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
@@ -89,8 +90,7 @@ def prepare(cfg: DictConfig, ctx: RunContext) -> PreparedRun:
                                   cfg.trainer.limit_train_batches)
     model = build_model(plain["architecture"], plain["norm"], plain["dropout"], plain["init"],
                         datamodule.input_shape, datamodule.num_classes)
-    module = ClassifierModule(model, plain["optimizer"], plain["scheduler"], plain["regularization"], plain["clip"],
-                              cfg.callbacks.grad_norm)
+    module = ClassifierModule(model, build_step_tricks(plain))
     record = new_record(cfg, ctx, sum(p.numel() for p in model.parameters()), datamodule)
     if record["resumed_from"]:  # an unreadable checkpoint is refused before metrics.json is touched
         read_checkpoint(Path(record["resumed_from"]), ctx.run_dir)
@@ -546,3 +546,9 @@ def objective(record: dict[str, Any]) -> float | None:
     """What a run returns to Hydra, and so what a sweeper optimises: its best validation accuracy (never a test
     metric: tuning on the test split would leak it). None without a validation split."""
     return record.get("best", {}).get("val/acc")
+
+
+if __name__ == "__main__":  # python -m tricklab.train: run tricklab.train itself, not this __main__ copy, so that
+    from tricklab.train import cli as _cli  # launchers' job processes import the task function by its module name
+
+    _cli()

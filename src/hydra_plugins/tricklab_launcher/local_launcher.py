@@ -93,12 +93,14 @@ class WorkerPoolLauncher(Launcher):
         """How many jobs ``start_job`` can start now."""
         return self._pool().idle()
 
-    def start_job(self, num: int, overrides: Sequence[str]) -> Path:
-        """Start job ``num`` on a free worker (``free_workers() > 0``) and enter it in sweep.json; its folder."""
+    def start_job(self, num: int, overrides: Sequence[str], config: DictConfig | None = None) -> Path:
+        """Start job ``num`` on a free worker (``free_workers() > 0``) and enter it in sweep.json; its folder.
+        ``config``: the job's sweep config of ``overrides`` when the caller composed it already (not composed
+        again)."""
         from tricklab.launch.jobs import SweepJobs
 
         self.jobs = self.jobs or SweepJobs(self.config, self.hydra_context)
-        order = self.jobs.enter(num, overrides)
+        order = self.jobs.enter(num, overrides, config)
         self._started(order, self._pool().start(order))
         return order.job_dir
 

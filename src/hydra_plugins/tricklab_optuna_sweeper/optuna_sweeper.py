@@ -163,17 +163,20 @@ class OptunaSweeper(Sweeper):
 
         return keep_group(sweep_dir, sweep_label(self.config.hydra.runtime.choices.get("experiment"), searched))
 
-    def check(self, overrides: list[str]) -> None:
-        """ConfigError when the job config of ``overrides`` does not compose or fails tricklab's checks."""
+    def check(self, overrides: list[str]) -> DictConfig:
+        """The job config of ``overrides``, composed and checked (a trial's first job is then started with it, not
+        composed again); ConfigError when it does not compose or fails tricklab's checks."""
         from tricklab.config import validate
+        from tricklab.search.runner import task_overrides
 
         try:
             config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         except HydraException as err:
             lines = str(err).split("Config search path")[0].splitlines()  # Hydra's search path: not about the value
             why = " ".join(line.strip() for line in lines if line.strip())
-            raise ConfigError(f"the overrides {' '.join(overrides)} do not compose: {why}") from None
+            raise ConfigError(f"the overrides {' '.join(task_overrides(overrides))} do not compose: {why}") from None
         validate(config)
+        return config
 
 
 def _grid_size(grid: dict[str, list[Any]]) -> int:

@@ -10,14 +10,13 @@ put back after every update while the others train on.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from tricklab.fuse.stack import Pack
 from tricklab.metrics import EvalMetrics
 from tricklab.module import ClassifierModule
+from tricklab.tricks.step import StepTricks
 
 
 class MemberEval:
@@ -43,17 +42,9 @@ class PackModule(ClassifierModule):
 
     members = True
 
-    def __init__(
-        self,
-        model: Pack,
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any],
-        regularization: dict[str, Any] | None = None,
-        clip: dict[str, Any] | None = None,
-        track_grad_norm: bool = False,
-    ) -> None:
-        # The same arguments as ClassifierModule's, so that a member's checkpoint holds an unfused run's hparams.
-        super().__init__(model, optimizer, scheduler, regularization, clip, track_grad_norm)
+    def __init__(self, model: Pack, tricks: StepTricks) -> None:
+        # ClassifierModule's argument, built with members=True; a member's checkpoint holds an unfused run's hparams.
+        super().__init__(model, tricks)
         self.epoch_metrics: dict[str, torch.Tensor] = {}
         self.frozen: dict[int, dict[str, torch.Tensor]] = {}  # member → the state it stopped with
 

@@ -94,6 +94,7 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, 
     from tricklab.loggers import finish_wandb
     from tricklab.models import build_model
     from tricklab.results import METRICS_FILE, PREDICTIONS_FILE, write_json_atomic
+    from tricklab.tricks.step import build_step_tricks
 
     started = time.perf_counter()
     first = jobs[0][0]
@@ -109,8 +110,7 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, 
         models.append(build_model(p["architecture"], p["norm"], p["dropout"], p["init"], datamodule.input_shape,
                                   datamodule.num_classes))
     params = sum(p.numel() for p in models[0].parameters())
-    module = PackModule(Pack(models), plain[0]["optimizer"], plain[0]["scheduler"], plain[0]["regularization"],
-                        plain[0]["clip"], first.callbacks.grad_norm)
+    module = PackModule(Pack(models), build_step_tricks(plain[0], members=True))
     members = [_member(k, cfg, ctx, p, params, datamodule)
                for k, ((cfg, ctx), p) in enumerate(zip(jobs, plain, strict=True))]
     resume = _pack_resume(members, module.model, last)

@@ -69,10 +69,12 @@ class SweepJobs:
         self.manifest.write()
         return to_run
 
-    def enter(self, num: int, overrides: Sequence[str]) -> JobOrder:
-        """One job of an asynchronous sweep (a sweeper asking for jobs one at a time): its order, in sweep.json."""
+    def enter(self, num: int, overrides: Sequence[str], config: DictConfig | None = None) -> JobOrder:
+        """One job of an asynchronous sweep (a sweeper asking for jobs one at a time): its order, in sweep.json.
+        ``config``: its sweep config when the sweeper composed it already (to check it), so it is not composed
+        twice."""
         self._open()
-        order = self._order(num, overrides)
+        order = self._order(num, overrides, config)
         self.manifest.add(order.num, order.overrides, order.job_dir)
         self.progress.total += 1
         return order
@@ -128,9 +130,11 @@ class SweepJobs:
         print_results(self.manifest.path.parent)
         return [self.returns[order.num] for order in self.orders]
 
-    def _order(self, num: int, overrides: Sequence[str]) -> JobOrder:
-        """The job's sweep config with its folder resolved here, once, in the launching process."""
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+    def _order(self, num: int, overrides: Sequence[str], config: DictConfig | None = None) -> JobOrder:
+        """The job's sweep config (composed here unless given) with its folder resolved here, once, in the
+        launching process."""
+        if config is None:
+            config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         with open_dict(config):
             config.hydra.job.id = num
             config.hydra.job.num = num
@@ -187,7 +191,9 @@ def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
 def resume_command(sweep_dir: Path) -> str:
     """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
     args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    return shlex.join(["python", sys.argv[0], *args, f"resume={sweep_dir}"])
+    from tricklab.invocation import command_line
+
+    return shlex.join(command_line([*args, f"resume={sweep_dir}"]))
 
 
 def print_results(sweep_dir: Path) -> None:

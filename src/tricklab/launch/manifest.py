@@ -7,8 +7,6 @@ It is rewritten atomically each time a job starts or ends, so it is always a com
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shlex
@@ -17,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tricklab.invocation import command_line
 from tricklab.launch.messages import OUTPUT_LOG
 from tricklab.results import (
     FINAL_STATUSES,
@@ -68,7 +67,7 @@ class SweepManifest:
     def __init__(self, sweep_dir: Path, overrides: list[str]) -> None:
         self.path = sweep_dir / MANIFEST_FILE
         old = _earlier_manifest(self.path)
-        launches = [*old.get("launches", []), {"command": shlex.join(["python", *sys.argv]), "started": timestamp(),
+        launches = [*old.get("launches", []), {"command": shlex.join(command_line()), "started": timestamp(),
                                                "overrides": overrides, "host": socket.gethostname(),
                                                "pid": os.getpid()}]
         self.data: dict[str, Any] = {"sweep_dir": str(sweep_dir), "overrides": overrides, "launches": launches,
@@ -102,8 +101,11 @@ class SweepManifest:
 
     def write(self) -> None:
         """Merge what other launchers of this sweep wrote, recount the statuses and rewrite sweep.json atomically,
-        under a lock on ``sweep.json.lock``."""
-        with _locked(self.path.with_name(self.path.name + ".lock")):
+        under an exclusive lock on ``sweep.json.lock`` (filelock's: flock where the disk has it, which is local
+        disks and most shared ones). Imported here: train.py imports this module, and its --help stays fast."""
+        from filelock import FileLock
+
+        with FileLock(self.path.with_name(self.path.name + ".lock")):
             self._merge_from_disk()
             jobs = self.data["jobs"].values()
             self.data["counts"] = {s: sum(j["status"] == s for j in jobs)
@@ -172,13 +174,3 @@ def _earlier_manifest(path: Path) -> dict[str, Any]:
           f"Each job's status is read from its metrics.json, so finished jobs are still skipped.", file=sys.stderr)
     return {}
 
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive advisory lock (flock) on ``path`` while the block runs (local disks and most shared ones)."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

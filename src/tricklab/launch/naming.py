@@ -1,6 +1,7 @@
 """Where a sweep and its jobs live: a fresh, collision-proof sweep folder and job folders named from overrides.
 
-Both are OmegaConf resolvers (registered by ``tricklab.config.register_resolvers``) used in conf/hydra/default.yaml.
+Both are OmegaConf resolvers (registered by ``tricklab.config.register_resolvers``) used in
+tricklab/conf/hydra/default.yaml.
 Only the standard library is imported here: the resolvers are registered on every start, ``--help`` included.
 """
 

@@ -151,7 +151,10 @@ def run_tasks(orders: Sequence[JobOrder], setup: Setup, resources: TaskResources
     from ray.exceptions import RayError, RayTaskError
 
     remote = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_calls=1, max_retries=0)(_job)
-    env = resources.env()
+    from tricklab.config import ROOT_ENV, project_root
+
+    # A Ray worker need not start in this working directory: its jobs' outputs go below this process's root.
+    env = {**resources.env(), ROOT_ENV: str(project_root())}
 
     def submit(order: JobOrder, retry_errors: list[str]) -> None:
         running[remote.remote(setup, order, env)] = _Attempt(order, retry_errors)

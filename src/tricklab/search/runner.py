@@ -32,7 +32,7 @@ class Jobs(Protocol):
 
     def free_workers(self) -> int: ...
 
-    def start_job(self, num: int, overrides: list[str]) -> Any: ...
+    def start_job(self, num: int, overrides: list[str], config: Any = None) -> Any: ...
 
     def wait_jobs(self) -> list[tuple[int, Any]]: ...
 
@@ -48,8 +48,8 @@ class BatchJobs:
     def free_workers(self) -> int:
         return self.size - len(self.queued)
 
-    def start_job(self, num: int, overrides: list[str]) -> None:
-        self.queued.append((num, overrides))
+    def start_job(self, num: int, overrides: list[str], config: Any = None) -> None:
+        self.queued.append((num, overrides))  # the launcher's ``launch`` composes the configs itself
 
     def wait_jobs(self) -> list[tuple[int, Any]]:
         batch, self.queued = self.queued, []
@@ -64,6 +64,7 @@ class TrialRun:
     trial: Any
     overrides: list[str]
     waiting: deque[int]
+    configs: dict[int, Any] = field(default_factory=dict)  # a job's config composed by the check, not yet started
     running: set[int] = field(default_factory=set)
     ended: dict[int, tuple[str, float | None]] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)  # seed index -> why its job failed
@@ -73,7 +74,7 @@ class Search:
     """One launch of a search on ``study`` (which may hold trials of earlier launches)."""
 
     def __init__(self, settings: SearchSettings, space: SearchSpace, study: Any, jobs: Jobs, sweep_dir: Path,
-                 check: Callable[[list[str]], None], base_seed: int, n_trials: int) -> None:
+                 check: Callable[[list[str]], Any], base_seed: int, n_trials: int) -> None:
         self.settings, self.space, self.study, self.jobs = settings, space, study, jobs
         self.sweep_dir, self.check, self.base_seed, self.n_trials = sweep_dir, check, base_seed, n_trials
         self.trials: dict[int, TrialRun] = {}
@@ -103,7 +104,7 @@ class Search:
             run.ended[index] = done
             self._finish_if_done(run)
             return True
-        self.jobs.start_job(number * seeds + index, overrides)
+        self.jobs.start_job(number * seeds + index, overrides, run.configs.pop(index, None))
         run.running.add(index)
         return True
 
@@ -115,8 +116,9 @@ class Search:
         while counted_trials(self.study) < self.n_trials:
             trial = self.study.ask(self.space.distributions)
             overrides = self.space.overrides(trial.params)
-            try:
-                self.check(overrides)
+            run = TrialRun(trial, overrides, deque(range(self.settings.seeds_per_trial)))
+            try:  # the trial's first job, composed once: checked here, then started with this config
+                run.configs[0] = self.check(self._job_overrides(run, 0))
             except ConfigError as err:
                 log.warning(f"trial {trial.number} not run: {err}")
                 trial.set_user_attr("error", str(err))
@@ -124,7 +126,6 @@ class Search:
                 self.told["failed"] += 1
                 continue
             log.info(f"trial {trial.number}: {' '.join(overrides[len(self.space.fixed):])}")
-            run = TrialRun(trial, overrides, deque(range(self.settings.seeds_per_trial)))
             self.trials[trial.number] = run
             return run
         return None

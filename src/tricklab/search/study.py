@@ -23,8 +23,8 @@ PRUNED_AT = "pruned_at"  # the epoch at which the pruner stopped the trial
 
 @dataclass
 class SearchSettings:
-    """``hydra.sweeper.*``: what to search, how to sample and prune, where the study lives (conf/hparams_search/
-    optuna.yaml documents each; the sweeper's config schema is this dataclass)."""
+    """``hydra.sweeper.*``: what to search, how to sample and prune, where the study lives
+    (tricklab/conf/hparams_search/optuna.yaml documents each; the sweeper's config schema is this dataclass)."""
 
     study_name: str = "tricklab"
     storage: str | None = None
@@ -174,14 +174,14 @@ def write_search_file(sweep_dir: Path, settings: SearchSettings, fixed: list[str
     """``search.json``: the study's name and storage, the fixed overrides and the searched parameters as written
     (``tricklab report`` finds the study through it)."""
     import shlex
-    import sys
 
+    from tricklab.invocation import command_line
     from tricklab.results import write_json_atomic
 
     write_json_atomic(Path(sweep_dir) / SEARCH_FILE, {
         "study_name": settings.study_name, "storage": settings.storage, "journal": JOURNAL_FILE,
         "seeds_per_trial": settings.seeds_per_trial, "sampler": settings.sampler, "pruner": settings.pruner,
-        "fixed": fixed, "params": specs, "command": shlex.join(["python", *sys.argv]),
+        "fixed": fixed, "params": specs, "command": shlex.join(command_line()),
     })
 
 

@@ -8,31 +8,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from tricklab.choices import check
+from tricklab.choices import pick
 
-NORMS = ("none", "batch", "layer", "group", "weight")
 # Norm layers with a learned shift β make the bias of the weight layer before them redundant.
 SHIFTING_NORMS = ("batch", "layer", "group")
 WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
+def _batch(cfg: dict[str, Any], channels: int, dims: int, eps: float) -> nn.Module:
+    batch_norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+    return batch_norm(channels, eps=eps, momentum=cfg.get("momentum", 0.1))
+
+
+def _layer(cfg: dict[str, Any], channels: int, dims: int, eps: float) -> nn.Module:
+    return nn.LayerNorm(channels, eps=eps) if dims == 0 else nn.GroupNorm(1, channels, eps=eps)
+
+
+def _group(cfg: dict[str, Any], channels: int, dims: int, eps: float) -> nn.Module:
+    return nn.GroupNorm(largest_divisor(channels, cfg["groups"]), channels, eps=eps)
+
+
+# name -> its layer(cfg, channels, dims, eps) after a weight layer; None: no layer (weight norm acts on the weights)
+NORMS: dict[str, Callable[[dict[str, Any], int, int, float], nn.Module] | None] = {
+    "none": None,
+    "batch": _batch,
+    "layer": _layer,
+    "group": _group,
+    "weight": None,
+}
+
+
 def make_norm(cfg: dict[str, Any], channels: int, dims: int) -> nn.Module | None:
     """The norm layer for ``channels`` features of a dense (dims=0) or conv (dims=1, 2) layer output."""
-    name = cfg["name"]
-    check(NORMS, "norm", name)
-    eps = cfg.get("eps", 1e-5)
-    if name == "batch":
-        batch_norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
-        return batch_norm(channels, eps=eps, momentum=cfg.get("momentum", 0.1))
-    if name == "layer":
-        return nn.LayerNorm(channels, eps=eps) if dims == 0 else nn.GroupNorm(1, channels, eps=eps)
-    if name == "group":
-        return nn.GroupNorm(largest_divisor(channels, cfg["groups"]), channels, eps=eps)
-    return None
+    layer = pick(NORMS, "norm", cfg["name"])
+    return None if layer is None else layer(cfg, channels, dims, cfg.get("eps", 1e-5))
 
 
 def largest_divisor(channels: int, at_most: int) -> int:

@@ -9,7 +9,7 @@ SWA's learning-rate phase (``swa_schedule``) replaces the run's schedule from th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,7 @@ import torch
 from torch.optim import lr_scheduler
 from torch.optim.swa_utils import SWALR
 
-from tricklab.choices import check
-
-SCHEDULES = ("none", "exponential", "step", "cosine", "onecycle", "plateau", "warmup_cosine")
+from tricklab.choices import pick
 
 
 @dataclass
@@ -51,36 +49,70 @@ class Schedule:
             self.scheduler.step(float(metrics[self.monitor]))
 
 
+def _exponential(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int
+                 ) -> Schedule:
+    return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "epoch")
+
+
+def _step(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int) -> Schedule:
+    if cfg.get("milestones"):  # ×γ after each listed epoch (He et al. 2016: at 50% and 75% of the run)
+        return Schedule(lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg["milestones"]), gamma=cfg["gamma"]),
+                        "epoch")
+    return Schedule(lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"]), "epoch")
+
+
+def _cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int) -> Schedule:
+    return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"]), "epoch")
+
+
+def _plateau(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int) -> Schedule:
+    sched = lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=cfg["mode"], factor=cfg["factor"], patience=cfg["patience"], min_lr=cfg["min_lr"]
+    )
+    return Schedule(sched, "epoch", monitor=cfg["monitor"])
+
+
+def _onecycle(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int) -> Schedule:
+    sched = lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
+        pct_start=cfg["pct_start"], div_factor=cfg["div_factor"], final_div_factor=cfg["final_div_factor"],
+    )
+    return Schedule(sched, "step")
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int
+                   ) -> Schedule:
+    warmup = max(1, round(cfg["warmup_fraction"] * total_steps))
+    decay = max(1, total_steps - warmup)
+    sched = lr_scheduler.SequentialLR(
+        optimizer,
+        [
+            lr_scheduler.LinearLR(optimizer, start_factor=cfg["start_factor"], total_iters=warmup),
+            lr_scheduler.CosineAnnealingLR(optimizer, T_max=decay, eta_min=cfg["eta_min"]),
+        ],
+        milestones=[warmup],
+    )
+    return Schedule(sched, "step")
+
+
+# name -> its schedule(optimizer, cfg, max_epochs, total_steps); None: a constant learning rate
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, dict[str, Any], int, int], Schedule | None]] = {
+    "none": lambda optimizer, cfg, max_epochs, total_steps: None,
+    "exponential": _exponential,
+    "step": _step,
+    "cosine": _cosine,
+    "onecycle": _onecycle,
+    "plateau": _plateau,
+    "warmup_cosine": _warmup_cosine,
+}
+
+
 def build_schedule(
     optimizer: torch.optim.Optimizer, cfg: dict[str, Any], max_epochs: int, total_steps: int
 ) -> Schedule | None:
     """The schedule for ``cfg['name']``, or None for a constant learning rate; ``total_steps`` = optimizer steps
     of the whole run (onecycle, warmup_cosine)."""
-    name = cfg["name"]
-    check(SCHEDULES, "scheduler", name)
-    if name == "none":
-        return None
-    if name == "exponential":
-        return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=cfg["gamma"]), "epoch")
-    if name == "step":
-        if cfg.get("milestones"):  # ×γ after each listed epoch (He et al. 2016: at 50% and 75% of the run)
-            return Schedule(lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg["milestones"]), gamma=cfg["gamma"]),
-                            "epoch")
-        return Schedule(lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"]), "epoch")
-    if name == "cosine":
-        return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=cfg["eta_min"]), "epoch")
-    if name == "plateau":
-        sched = lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode=cfg["mode"], factor=cfg["factor"], patience=cfg["patience"], min_lr=cfg["min_lr"]
-        )
-        return Schedule(sched, "epoch", monitor=cfg["monitor"])
-    if name == "onecycle":
-        sched = lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total_steps,
-            pct_start=cfg["pct_start"], div_factor=cfg["div_factor"], final_div_factor=cfg["final_div_factor"],
-        )
-        return Schedule(sched, "step")
-    return Schedule(_warmup_cosine(optimizer, cfg, total_steps), "step")
+    return pick(SCHEDULES, "scheduler", cfg["name"])(optimizer, cfg, max_epochs, total_steps)
 
 
 def swa_schedule(optimizer: torch.optim.Optimizer, swa_lr: float | None, anneal_epochs: int,
@@ -91,15 +123,3 @@ def swa_schedule(optimizer: torch.optim.Optimizer, swa_lr: float | None, anneal_
     target = [group["lr"] for group in optimizer.param_groups] if swa_lr is None else swa_lr
     return Schedule(SWALR(optimizer, target, anneal_epochs, anneal_strategy), "epoch")
 
-
-def _warmup_cosine(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], total_steps: int) -> lr_scheduler.LRScheduler:
-    warmup = max(1, round(cfg["warmup_fraction"] * total_steps))
-    decay = max(1, total_steps - warmup)
-    return lr_scheduler.SequentialLR(
-        optimizer,
-        [
-            lr_scheduler.LinearLR(optimizer, start_factor=cfg["start_factor"], total_iters=warmup),
-            lr_scheduler.CosineAnnealingLR(optimizer, T_max=decay, eta_min=cfg["eta_min"]),
-        ],
-        milestones=[warmup],
-    )
