@@ -61,6 +61,7 @@ class HistoryWriter(Checkpoint):
             with self.path.open("a", newline="") as f:  # one row a write: rewriting the file costs O(epochs)
                 csv.DictWriter(f, fieldnames=self.columns).writerow(row)
         except OSError:  # a full disk mid-row: cut the half row off, so the epochs written before stay readable
+            self.rows.pop()  # and the record (metrics.json's epochs, best, final) counts only the rows on disk
             with contextlib.suppress(OSError), self.path.open("r+b") as f:
                 f.truncate(size)
             raise
