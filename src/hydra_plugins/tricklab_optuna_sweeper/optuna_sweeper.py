@@ -187,7 +187,7 @@ def _grid_size(grid: dict[str, list[Any]]) -> int:
 
 
 def _summary(study: Any, sweep_dir: Path) -> str:
-    """One line: the study's trials by state, and the best one."""
+    """One line: the study's trials by state, and the best one; then a line for each failed trial that says why."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
