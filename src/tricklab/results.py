@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,8 +29,13 @@ def timestamp() -> str:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to a temp file beside ``path``, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+    except BaseException:  # a full disk mid-write: the old file stays whole, and no half temp file is left
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ launcher runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import sys
@@ -22,7 +23,7 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tricklab.errors import ConfigError, exit_on_user_error
+from tricklab.errors import ConfigError, disk_fault, exit_on_fault, exit_on_user_error, fault_file
 from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 from tricklab.launch.progress import SweepProgress
@@ -54,7 +55,10 @@ class SweepJobs:
         self._open()
         self.orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(self.orders)
-        rerun = list(self.config.get("rerun") or [])
+        rerun = runs_again(self.config)
+        if self.config.get("overwrite") and (done := [o for o in self.orders if finished(o.job_dir)]):
+            log.warning(f"overwrite=true: {len(done)} finished job(s) of {self.config.hydra.sweep.dir} train again "
+                        f"from the start, replacing their results (as a single run's overwrite=true does)")
         self.returns = {o.num: self._skip(o) for o in self.orders if finished(o.job_dir, rerun)}
         self.returns.update({o.num: self._elsewhere(o, holder) for o in self.orders
                              if o.num not in self.returns and (holder := live_holder(o.job_dir))})
@@ -157,6 +161,31 @@ class SweepJobs:
         self.manifest.add(order.num, order.overrides, order.job_dir, "running", skipped=True,
                           elsewhere=describe(holder))
         return _job_return(order, JobStatus.COMPLETED, None)
+
+
+def runs_again(config: DictConfig) -> list[str]:
+    """The finished statuses a resumed sweep runs again: ``rerun=[...]``, or every one with ``overwrite=true``,
+    which trains each job of the sweep again from the start, as it does a single run (its last.ckpt unused)."""
+    from tricklab.launch.manifest import DONE
+
+    return list(DONE) if config.get("overwrite") else list(config.get("rerun") or [])
+
+
+@contextlib.contextmanager
+def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
+    """A full disk (or a read-only one) while the sweep's own process writes (sweep.json, a search's journal): one
+    paragraph saying what happened and how to go on, exit 1, instead of a traceback. Its files are written whole
+    (atomically), so the jobs that finished keep their results."""
+    try:
+        yield
+    except OSError as err:
+        if not disk_fault(err):
+            raise
+        where = fault_file(err)
+        exit_on_fault(f"the {what} in {sweep_dir} stopped: {disk_fault(err)} while writing "
+                      f"{where or 'its record'}. The jobs that finished keep their results (metrics.json, "
+                      f"checkpoints and sweep.json are written whole); jobs cut short continue from their last.ckpt. "
+                      f"Free space (or fix the disk), then resume it: {resume_command(sweep_dir)}")
 
 
 def resume_command(sweep_dir: Path) -> str:
