@@ -398,7 +398,7 @@ def test_overwrite_true_trains_every_job_of_a_resumed_sweep_again_from_the_start
 def test_runs_again_is_rerun_or_every_finished_status_with_overwrite():
     from omegaconf import OmegaConf
 
-    from tricklab.launch.jobs import runs_again
+    from tricklab.launch.manifest import runs_again
 
     assert runs_again(OmegaConf.create({"rerun": ["diverged"], "overwrite": False})) == ["diverged"]
     assert runs_again(OmegaConf.create({"rerun": [], "overwrite": True})) == ["completed", "diverged"]

@@ -2,6 +2,7 @@
 
 import errno
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
 USER_ERROR_EXIT = 2
@@ -35,24 +36,28 @@ def exit_on_user_error(message: object) -> NoReturn:
     sys.exit(USER_ERROR_EXIT)
 
 
+def _os_errors(err: BaseException | None, depth: int = 5) -> Iterator[OSError]:
+    """The OSErrors among ``err`` and the errors it was raised from (``__cause__``, else ``__context__``), the
+    first ``depth`` of that chain."""
+    for _ in range(depth):
+        if err is None:
+            return
+        if isinstance(err, OSError):
+            yield err
+        err = err.__cause__ or err.__context__
+
+
 def disk_fault(err: BaseException) -> str | None:
     """What a disk fault ``err`` (or the OSError it was raised from) means in words; None for any other error."""
-    seen = 0
-    while err is not None and seen < 5:
-        if isinstance(err, OSError) and err.errno in DISK_FAULTS:
-            return f"{DISK_FAULTS[err.errno]} ({err.strerror or errno.errorcode.get(err.errno)})"
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return None
+    found = next((e for e in _os_errors(err) if e.errno in DISK_FAULTS), None)
+    if found is None:
+        return None
+    return f"{DISK_FAULTS[found.errno]} ({found.strerror or errno.errorcode.get(found.errno)})"
 
 
 def fault_file(err: BaseException) -> str | None:
     """The file a disk fault happened on, when the error names it."""
-    seen = 0
-    while err is not None and seen < 5:
-        if isinstance(err, OSError) and err.filename:
-            return str(err.filename)
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return None
+    return next((str(e.filename) for e in _os_errors(err) if e.filename), None)
 
 
 def exit_on_fault(message: object) -> NoReturn:

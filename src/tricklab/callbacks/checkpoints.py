@@ -16,9 +16,8 @@ while every record here (history.csv, the epoch metrics, the schedules) counts w
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from tricklab.internals import checkpoint_contents
+from tricklab.results import replaced_whole
 
 LAST = "last.ckpt"
 
@@ -145,16 +145,8 @@ def copy_tensors(value: Any) -> Any:
     return value
 
 
-def written(trainer: pl.Trainer, path: str, write: Any) -> None:
-    """``write(tmp)`` a checkpoint to a temporary file beside ``path``, then rename it over ``path`` (rank 0, which
-    writes): a full disk or a kill mid-write leaves the checkpoint there before (last.ckpt of the epoch before)
-    whole, and no half file."""
-    tmp = f"{path}.tmp"
-    try:
-        write(tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def written(trainer: pl.Trainer, path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` a checkpoint to ``path`` whole (``replaced_whole``; renamed by rank 0, the one that writes):
+    a full disk or a kill mid-write leaves the checkpoint there before (last.ckpt of the epoch before) whole."""
+    with replaced_whole(path, rename=trainer.is_global_zero) as tmp:
+        write(str(tmp))

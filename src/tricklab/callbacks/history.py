@@ -12,6 +12,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
+from tricklab.results import replaced_whole
+
 # time_s: seconds since this attempt's training started; total_time_s: since the run's, attempts added up.
 COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "lr", "grad_norm", "time_s",
            "total_time_s")
@@ -67,17 +69,10 @@ class HistoryWriter(Checkpoint):
             raise
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        try:
-            with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.columns)
-                writer.writeheader()
-                writer.writerows(self.rows)
-            tmp.replace(self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        with replaced_whole(self.path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
 
     def _read(self) -> list[dict[str, Any]]:
         with self.path.open(newline="") as f:

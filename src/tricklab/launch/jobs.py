@@ -24,7 +24,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tricklab.errors import ConfigError, disk_fault, exit_on_fault, exit_on_user_error, fault_file
-from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed
+from tricklab.invocation import command_line
+from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed, runs_again
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 from tricklab.launch.progress import SweepProgress
 from tricklab.lease import live_holder
@@ -163,14 +164,6 @@ class SweepJobs:
         return _job_return(order, JobStatus.COMPLETED, None)
 
 
-def runs_again(config: DictConfig) -> list[str]:
-    """The finished statuses a resumed sweep runs again: ``rerun=[...]``, or every one with ``overwrite=true``,
-    which trains each job of the sweep again from the start, as it does a single run (its last.ckpt unused)."""
-    from tricklab.launch.manifest import DONE
-
-    return list(DONE) if config.get("overwrite") else list(config.get("rerun") or [])
-
-
 @contextlib.contextmanager
 def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
     """A full disk (or a read-only one) while the sweep's own process writes (sweep.json, a search's journal): one
@@ -179,10 +172,10 @@ def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
     try:
         yield
     except OSError as err:
-        if not disk_fault(err):
+        if not (fault := disk_fault(err)):
             raise
         where = fault_file(err)
-        exit_on_fault(f"the {what} in {sweep_dir} stopped: {disk_fault(err)} while writing "
+        exit_on_fault(f"the {what} in {sweep_dir} stopped: {fault} while writing "
                       f"{where or 'its record'}. The jobs that finished keep their results (metrics.json, "
                       f"checkpoints and sweep.json are written whole); jobs cut short continue from their last.ckpt. "
                       f"Free space (or fix the disk), then resume it: {resume_command(sweep_dir)}")
@@ -191,8 +184,6 @@ def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
 def resume_command(sweep_dir: Path) -> str:
     """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
     args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    from tricklab.invocation import command_line
-
     return shlex.join(command_line([*args, f"resume={sweep_dir}"]))
 
 
