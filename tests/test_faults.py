@@ -5,6 +5,7 @@ that what was cut short resumes."""
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -369,6 +370,41 @@ def test_resume_skips_diverged_jobs_unless_rerun_asks(tmp_path, data_dir):
     assert status(jobs["diverged"]) == "diverged"
 
 
+def test_overwrite_true_trains_every_job_of_a_resumed_sweep_again_from_the_start(tmp_path, data_dir):
+    """As for a single run: overwrite=true replaces the results in the folders it is given, finished or cut short
+    (whose last.ckpt is not continued); without it a resume skips the finished jobs, untouched."""
+    args = ["-m", "hydra/launcher=local", "hydra.launcher.gpus=[]", f"paths.output_dir={tmp_path}",
+            f"paths.data_dir={data_dir}", *TINY, "seed=0,1"]
+    assert run_cli(args).returncode == 0
+    sweep = only_sweep(tmp_path)
+    done, cut = sorted(d for d in sweep.iterdir() if d.is_dir())
+    cut_short(cut)
+    before = {d.name: hashes(d) for d in (done, cut)}
+    plain = run_cli([*args, f"resume={sweep}"])
+    assert plain.returncode == 0 and hashes(done) == before[done.name]  # skipped, untouched
+    again = run_cli([*args, f"resume={sweep}", "overwrite=true"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "overwrite=true: 2 finished job(s)" in again.stdout + again.stderr
+    for job in (done, cut):
+        record = json.loads((job / "metrics.json").read_text())
+        assert record["status"] == "completed" and record["resumed_from"] is None
+        assert hashes(job)["metrics.json"] != before[job.name]["metrics.json"]
+        epochs = [int(line.split(",")[0]) for line in (job / "history.csv").read_text().splitlines()[1:]]
+        assert epochs == [1]  # trained once, from the start
+    manifest = json.loads((sweep / MANIFEST_FILE).read_text())
+    assert not any(job.get("skipped") for job in manifest["jobs"].values())
+
+
+def test_runs_again_is_rerun_or_every_finished_status_with_overwrite():
+    from omegaconf import OmegaConf
+
+    from tricklab.launch.manifest import runs_again
+
+    assert runs_again(OmegaConf.create({"rerun": ["diverged"], "overwrite": False})) == ["diverged"]
+    assert runs_again(OmegaConf.create({"rerun": [], "overwrite": True})) == ["completed", "diverged"]
+    assert runs_again(OmegaConf.create({})) == []
+
+
 @pytest.mark.parametrize("content", ['{"jobs": {"a": ', "[1, 2]", '{"jobs": {"a": {"status": "completed"}}}', ""])
 def test_an_unreadable_sweep_json_is_set_aside_and_the_sweep_goes_on(tmp_path, capsys, content):
     from tricklab.launch.manifest import SweepManifest
@@ -448,3 +484,130 @@ def test_a_run_folder_the_report_cannot_write_in_is_one_paragraph(tmp_path, caps
     code, err = report_in_process(tmp_path, capsys)
     assert code == 2 and f"{tmp_path} cannot hold the report: it is read-only" in err and "cp -r" in err, err
     assert hashes(tmp_path) == before
+
+
+# --- a full disk (ENOSPC) ----------------------------------------------------------------------------------
+
+def no_space(path: object = None) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", None if path is None else str(path))
+
+
+def test_a_full_disk_while_writing_metrics_json_keeps_the_one_before_and_leaves_no_temp_file(tmp_path,
+                                                                                             monkeypatch):
+    from tricklab.results import write_json_atomic
+
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"status": "completed", "epochs": 3})
+    before = path.read_bytes()
+    real = Path.write_text
+
+    def half_then_full(self, text, *args, **kwargs):  # the disk fills up halfway through the file
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise no_space(self)
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError) as raised:
+        write_json_atomic(path, {"status": "interrupted", "epochs": 4})
+    assert raised.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_full_disk_mid_row_cuts_the_half_row_off_history_csv(tmp_path, monkeypatch):
+    from tricklab.callbacks import history as history_module
+    from tricklab.callbacks.history import HistoryWriter
+
+    writer = HistoryWriter(tmp_path / "history.csv")
+    writer._write()  # the header, as a run starts
+    for epoch in (1, 2):
+        writer.append(epoch, 2 * epoch, {"train/loss": 1.0 / epoch, "val/acc": 0.1 * epoch})
+    before = (tmp_path / "history.csv").read_bytes()
+    real = history_module.csv.DictWriter
+
+    class HalfRow(real):
+        def writerow(self, row):  # half the row reaches the file, then the disk is full
+            line = ",".join(str(row.get(c, "")) for c in self.fieldnames)
+            self.writer_file.write(line[: len(line) // 2])
+            self.writer_file.flush()
+            raise no_space(tmp_path / "history.csv")
+
+        def __init__(self, f, *args, **kwargs):
+            super().__init__(f, *args, **kwargs)
+            self.writer_file = f
+
+    monkeypatch.setattr(history_module.csv, "DictWriter", HalfRow)
+    with pytest.raises(OSError):
+        writer.append(3, 6, {"train/loss": 0.3, "val/acc": 0.3})
+    monkeypatch.undo()
+    assert (tmp_path / "history.csv").read_bytes() == before  # only whole rows: the two epochs written before
+    assert [r["epoch"] for r in writer._read()] == [1, 2]
+    assert [r["epoch"] for r in writer.rows] == [1, 2]  # the record counts the rows on disk
+    assert writer.best("val/acc", "max") == (pytest.approx(0.2), 2)
+
+
+# Run train.py with its checkpoint writes patched: the second write of last.ckpt gets half a file onto the disk,
+# then ENOSPC. python -c "<this>" <overrides>: sys.argv is ["-c", <overrides>].
+FULL_AT_SECOND_LAST_CKPT = """
+import errno, sys
+from pathlib import Path
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+real, seen = TorchCheckpointIO.save_checkpoint, []
+def save(self, checkpoint, path, storage_options=None):
+    if str(path).endswith("last.ckpt.tmp"):
+        seen.append(path)
+        if len(seen) == 2:
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return real(self, checkpoint, path, storage_options)
+TorchCheckpointIO.save_checkpoint = save
+from tricklab.train import cli
+sys.argv[0] = "train.py"
+cli()
+"""
+
+
+def test_a_run_hit_by_a_full_disk_is_marked_interrupted_says_so_in_one_paragraph_and_resumes(tmp_path,
+                                                                                           data_dir):
+    import torch
+
+    run_dir = tmp_path / "run"
+    args = [*QUIET, "data.subset=256", "trainer.max_epochs=3", "callbacks.checkpoint.every_seconds=0",
+            f"paths.data_dir={data_dir}", f"hydra.run.dir={run_dir}"]
+    full = run_cli(args, script=["-c", FULL_AT_SECOND_LAST_CKPT])
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr + full.stdout
+    said = [line for line in full.stderr.splitlines() if line.startswith("tricklab: error:")]
+    assert len(said) == 1, full.stderr[-3000:]
+    assert f"the run in {run_dir} stopped: the disk is full (No space left on device) while writing " \
+           f"{run_dir / 'checkpoints' / 'last.ckpt.tmp'}" in said[0]
+    assert "run the same command again: it continues from last.ckpt" in said[0]
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and "No space left on device" in record["error"]
+    assert record["epochs"] == 1  # the epoch whose checkpoint was written
+    assert not list(run_dir.rglob("*.tmp"))  # the half checkpoint is gone
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # the epoch before's, whole
+    assert last["epoch"] == 0 and last["global_step"] == 2
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [1]
+
+    resumed = run_cli(args)  # the same command, with room on the disk
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = json.loads((run_dir / "metrics.json").read_text())
+    assert done["status"] == "completed" and done["resumed_from"].endswith("last.ckpt") and done["epochs"] == 3
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [1, 2, 3]  # no epoch lost or trained twice
+
+
+def test_a_full_disk_in_a_sweeps_own_writes_is_one_paragraph_exit_1(tmp_path, capsys, monkeypatch):
+    from tricklab.launch.jobs import disk_faults_told
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "seed=0,1"])
+    with pytest.raises(SystemExit) as exit_, disk_faults_told(tmp_path, "search"):
+        raise no_space(tmp_path / "sweep.json")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("tricklab: error:") == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"the search in {tmp_path} stopped: the disk is full (No space left on device) while writing " \
+           f"{tmp_path / 'sweep.json'}" in err
+    assert f"resume={tmp_path}" in err and "seed=0,1" in err
+    with pytest.raises(PermissionError), disk_faults_told(tmp_path):  # not the disk's fault: not hidden
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "sweep.json"))

@@ -201,6 +201,48 @@ def test_a_new_trial_is_asked_as_soon_as_a_worker_is_free(tmp_path):
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
 
 
+class FailingJobs(FakeJobs):
+    """FakeJobs whose jobs in ``failing`` fail: with the metrics.json a run hit by a full disk leaves, or (no
+    record) with the exception the launcher holds."""
+
+    def __init__(self, tmp_path: Path, durations: dict[int, int], failing: dict[int, str | None]) -> None:
+        super().__init__(tmp_path, durations)
+        self.failing = failing
+
+    def wait_jobs(self) -> list:
+        from hydra.core.utils import JobStatus
+
+        returns = super().wait_jobs()
+        for num, ret in returns:
+            if num in self.failing:
+                if error := self.failing[num]:
+                    job = Path(ret.working_dir)
+                    job.mkdir(parents=True)
+                    (job / "metrics.json").write_text(json.dumps({"status": "interrupted", "error": error}))
+                ret.status, ret.return_value = JobStatus.FAILED, RuntimeError("the job's process died")
+        return returns
+
+
+def test_a_failed_trials_cause_is_kept_in_the_study_and_printed_in_the_closing_lines(tmp_path):
+    from hydra_plugins.tricklab_optuna_sweeper.optuna_sweeper import _summary
+    from tricklab.search.runner import Search
+
+    settings = SearchSettings(n_trials=3, sampler="random")
+    study = optuna.create_study(direction="maximize", sampler=build_sampler(settings))
+    full = "OSError: [Errno 28] No space left on device: '/x/trial_1/checkpoints/last.ckpt.tmp'"
+    jobs = FailingJobs(tmp_path, {0: 1, 1: 1, 2: 1}, {1: full, 2: None})
+    told = Search(settings, parse_space({"optimizer.lr": "interval(0.001, 0.01)"}, []), study, jobs, tmp_path,
+                  check=lambda overrides: None, base_seed=0, n_trials=3).run()
+    assert told == {"completed": 1, "pruned": 0, "failed": 2}
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert "error" not in study.trials[0].user_attrs
+    assert study.trials[1].user_attrs["error"] == full  # the run's own record says why
+    assert study.trials[2].user_attrs["error"] == "the job's process died"  # no record: the launcher's error
+    lines = _summary(study, tmp_path).splitlines()
+    assert lines[0].startswith(f"Search {tmp_path}: 3 trials, 1 completed, 0 pruned, 2 failed")
+    assert lines[1:] == [f"  trial 1 failed: {full}", "  trial 2 failed: the job's process died"]
+
+
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_each_trial_is_composed_once_and_its_first_job_started_with_that_config(tmp_path, seeds):
     from tricklab.search.runner import Search
@@ -559,6 +601,7 @@ def test_a_study_started_by_another_search_is_refused_and_the_same_search_contin
 # says). "{grid}", "{search}", "{damaged}" are folders the test makes.
 SWEEPER_REFUSES = [
     (["resume={grid}"], "is the folder of a grid sweep (it holds multirun.yaml"),
+    (["resume={search}", "overwrite=true"], "overwrite=true cannot retrain the search in"),
     (["resume={damaged}"], "optuna.journal cannot be used as the search's study: its last line is cut short"),
     (["resume={search}", "hydra.sweeper.study_name=other"], "and this search names another: "
                                                             "hydra.sweeper.study_name=other"),

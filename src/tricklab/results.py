@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,27 @@ def timestamp() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+@contextlib.contextmanager
+def replaced_whole(path: Path | str, tmp: Path | str | None = None, rename: bool = True) -> Iterator[Path]:
+    """Yield a temp file beside ``path`` (``tmp``, by default ``<path>.tmp``) to write; then rename it over
+    ``path`` (unless ``rename`` is false: a process that writes nothing). Readers never see half a file, and a
+    failure mid-write (a full disk, a kill) leaves the file there before whole and no temp file behind."""
+    tmp = Path(tmp if tmp is not None else f"{path}.tmp")
+    try:
+        yield tmp
+        if rename:
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    """Write ``data`` to ``path`` whole (``replaced_whole``; the temp file named by this process, as several
+    processes write sweep.json)."""
+    with replaced_whole(path, path.with_name(f".{path.name}.{os.getpid()}.tmp")) as tmp:
+        tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:

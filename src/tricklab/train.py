@@ -20,8 +20,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tricklab.chatter import quiet_libraries
 from tricklab.config import CONF_DIR, PLUMBING, register_resolvers, validate
-from tricklab.errors import ConfigError, DataError, TricklabError, exit_on_user_error
-from tricklab.launch.manifest import finished, job_status
+from tricklab.errors import (
+    ConfigError,
+    DataError,
+    TricklabError,
+    disk_fault,
+    exit_on_fault,
+    exit_on_user_error,
+    fault_file,
+)
+from tricklab.launch.manifest import finished, job_status, runs_again
 from tricklab.launch.naming import discard_if_unused, sweep_group
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
@@ -170,6 +178,7 @@ def _run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
     trainer, module, datamodule, record = prepared.trainer, prepared.module, prepared.datamodule, prepared.record
     callbacks, guard = prepared.callbacks, prepared.callbacks.guard
+    raising: BaseException | None = None  # the error the run is ending with, if any
     # Under data parallelism every process runs this function; only rank 0 records the run.
     record_to_disk = trainer.is_global_zero
     if record_to_disk:
@@ -185,10 +194,14 @@ def _run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False)
         record["test"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")}
         record_tested_weights(record, best, callbacks.history)
-    except (KeyboardInterrupt, SystemExit):
-        record["status"] = "interrupted"
+    except (KeyboardInterrupt, SystemExit) as err:
+        record["status"], raising = "interrupted", err
         raise
     except Exception as err:
+        raising = err
+        if disk_fault(err):  # the machine's fault, not the run's: cut short, so the same command continues it
+            record.update(status="interrupted", error=f"{type(err).__name__}: {err}")
+            raise
         if guard is not None and guard.check_weights(trainer, module.model):
             # A per-step consumer (a logger, a histogram) met the NaN before the guard's check: still a divergence
             record.update(status="diverged", diverged_at_step=guard.diverged_at_step, diverged_reason=guard.reason,
@@ -199,7 +212,11 @@ def _run(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     finally:
         finish_record(record, callbacks.history, trainer.global_step, prepared.started)
         if record_to_disk:
-            write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+            try:
+                write_json_atomic(ctx.run_dir / METRICS_FILE, record)
+            except OSError as err:  # a full disk: the metrics.json written before stays whole
+                if raising is None or not disk_fault(err):  # nothing else to report: this is what happened
+                    raise
         if isinstance(prepared.logger, WandbLogger):
             finish_wandb(flat_summary(record))
     return record
@@ -460,7 +477,7 @@ register_resolvers()
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
     ctx = context_from_hydra()
-    if ctx.group is not None and (status := finished(ctx.run_dir, cfg.get("rerun"))):  # resumed, any launcher
+    if ctx.group is not None and (status := finished(ctx.run_dir, runs_again(cfg))):  # resumed, any launcher
         print(f"tricklab: {ctx.run_dir} already {status}; skipped.")
         return objective(read_metrics(ctx.run_dir))
     try:
@@ -473,6 +490,10 @@ def main(cfg: DictConfig) -> float | None:
         if ctx.group is None:  # a single run refused as it starts: its new folder holds nothing of the run
             discard_if_unused(ctx.run_dir)
         exit_on_user_error(err)
+    except OSError as err:
+        if not disk_fault(err):
+            raise
+        exit_on_fault(disk_fault_message(err, ctx.run_dir))
     from pytorch_lightning.utilities import rank_zero_only
 
     from tricklab.results import print_summary
@@ -480,6 +501,27 @@ def main(cfg: DictConfig) -> float | None:
     if rank_zero_only.rank == 0:
         print_summary(record)
     return objective(record)
+
+
+def disk_fault_message(err: OSError, run_dir: Path) -> str:
+    """One paragraph: what the disk did, where, what of the run is kept, and how it goes on."""
+    from tricklab.results import HISTORY_FILE
+
+    record = {}
+    with contextlib.suppress(OSError, ValueError):
+        record = read_metrics(run_dir) or {}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    kept = [f"{METRICS_FILE} (status {record.get('status')}, {record.get('epochs', 0)} epochs recorded)"] if record \
+        else []
+    kept += [f"{HISTORY_FILE}"] if (run_dir / HISTORY_FILE).is_file() else []
+    kept += ["checkpoints/last.ckpt (whole: checkpoints are written to a temporary file, then renamed)"] \
+        if last.is_file() else []
+    where = fault_file(err)
+    goes_on = ("run the same command again: it continues from last.ckpt" if last.is_file()
+               else "run the same command again: it trains from the start")
+    return (f"the run in {run_dir} stopped: {disk_fault(err)} while writing {where or 'its files'}. What it had "
+            f"written is kept, each file whole: {', '.join(kept) or 'nothing yet'}. Free space (or fix the disk), "
+            f"then {goes_on}.")
 
 
 def _leads() -> bool:

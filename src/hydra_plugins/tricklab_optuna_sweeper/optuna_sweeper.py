@@ -51,15 +51,23 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> dict[str, int]:
         """Run the search; the counts of trials this launch told completed, pruned and failed."""
-        from tricklab.search.guard import remember_search
-        from tricklab.search.runner import BatchJobs, Search
-        from tricklab.search.study import build_sampler, fail_stale_trials, open_study, write_search_file
+        from tricklab.launch.jobs import disk_faults_told
 
         settings = self.settings
         space, grid = self.checked(arguments)
         if hasattr(self.launcher, "warm_up"):  # a launcher with workers starts them now, to import while optuna loads
             self.launcher.warm_up(settings.n_trials * settings.seeds_per_trial)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        with disk_faults_told(sweep_dir, "search"):
+            return self.search(sweep_dir, space, grid)
+
+    def search(self, sweep_dir: Path, space, grid) -> dict[str, int]:
+        """Open the study in ``sweep_dir`` and run the trials (everything checked)."""
+        from tricklab.search.guard import remember_search
+        from tricklab.search.runner import BatchJobs, Search
+        from tricklab.search.study import build_sampler, fail_stale_trials, open_study, write_search_file
+
+        settings = self.settings
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = open_study(settings, sweep_dir, build_sampler(settings, grid))
         remember_search(study, settings, space)
@@ -128,6 +136,11 @@ class OptunaSweeper(Sweeper):
         if sweep_dir is not None:
             if why := search_into_grid_problem(sweep_dir) or unwritable_folder_problem(sweep_dir):
                 return [why]
+            if self.config.get("overwrite"):
+                return [f"overwrite=true cannot retrain the search in {sweep_dir}: its trials' results are in its "
+                        f"study, which the sampler learns from, so training them again in their folders would leave "
+                        f"the study holding values no folder has. Nothing was changed. Start a new search (without "
+                        f"resume= or hydra.sweep.dir), or continue this one without overwrite=true."]
             info = read_search_file(sweep_dir)
             if info is not None and (found := record_problems(info, settings, sweep_dir)):
                 return found
@@ -174,7 +187,7 @@ def _grid_size(grid: dict[str, list[Any]]) -> int:
 
 
 def _summary(study: Any, sweep_dir: Path) -> str:
-    """One line: the study's trials by state, and the best one."""
+    """One line: the study's trials by state, and the best one; then a line for each failed trial that says why."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -183,5 +196,8 @@ def _summary(study: Any, sweep_dir: Path) -> str:
     best = ""
     if counts["complete"]:
         best = f"; best trial {study.best_trial.number}: {study.best_value:.4f}"
-    return (f"Search {sweep_dir}: {len(trials)} trials, {counts['complete']} completed, {counts['pruned']} pruned, "
+    line = (f"Search {sweep_dir}: {len(trials)} trials, {counts['complete']} completed, {counts['pruned']} pruned, "
             f"{counts['fail']} failed{best}. Report: tricklab report {sweep_dir}")
+    why = [f"  trial {t.number} failed: {t.user_attrs['error']}" for t in trials
+           if t.state == TrialState.FAIL and t.user_attrs.get("error")]
+    return "\n".join([line, *why])

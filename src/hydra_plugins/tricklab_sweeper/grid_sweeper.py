@@ -66,6 +66,7 @@ class GridSweeper(Sweeper):
         from tricklab.analysis.study import study_problems
         from tricklab.checks import sweep_problems
         from tricklab.grid import batches
+        from tricklab.launch.jobs import disk_faults_told
 
         try:
             jobs = self.jobs(arguments)
@@ -80,6 +81,13 @@ class GridSweeper(Sweeper):
         if found:
             exit_on_user_error("\n".join(found))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))  # resolving it creates it: only now
+        with disk_faults_told(sweep_dir):
+            return self.run(sweep_dir, jobs)
+
+    def run(self, sweep_dir: Path, jobs) -> list[list[JobReturn]]:
+        """Create the sweep folder and its record, launch the jobs (everything checked)."""
+        from tricklab.grid import batches
+
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         self.keep_group(sweep_dir, [list(j.overrides) for j in jobs])

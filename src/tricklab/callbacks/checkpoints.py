@@ -17,6 +17,7 @@ while every record here (history.csv, the epoch metrics, the schedules) counts w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch
 from pytorch_lightning.callbacks import Checkpoint
 
 from tricklab.internals import checkpoint_contents
+from tricklab.results import replaced_whole
 
 LAST = "last.ckpt"
 
@@ -91,13 +93,14 @@ class RunCheckpoints(Checkpoint):
     def _write(self, trainer: pl.Trainer, last: dict[str, Any] | None = None) -> None:
         """A best checkpoint kept in memory, then ``last`` (by default the current state) as last.ckpt."""
         if self._pending_best is not None:
-            trainer.strategy.save_checkpoint(self._pending_best, self.best_model_path)
+            best = self._pending_best
+            written(trainer, self.best_model_path, lambda tmp: trainer.strategy.save_checkpoint(best, tmp))
             self._pending_best = None
             self._forget_written_best(trainer)
         if last is None:
             self.save(trainer, self.last_model_path)
         else:
-            trainer.strategy.save_checkpoint(last, self.last_model_path)
+            written(trainer, self.last_model_path, lambda tmp: trainer.strategy.save_checkpoint(last, tmp))
         self._pending_last = None
         self._written_at = time.monotonic()
 
@@ -107,7 +110,7 @@ class RunCheckpoints(Checkpoint):
 
     def save(self, trainer: pl.Trainer, path: str) -> None:
         """Write the checkpoint of the current state to ``path``."""
-        trainer.save_checkpoint(path, weights_only=False)
+        written(trainer, path, lambda tmp: trainer.save_checkpoint(tmp, weights_only=False))
 
     def snapshot(self, trainer: pl.Trainer) -> dict[str, Any]:
         """The checkpoint ``save`` would write now, with copies of its tensors (the live state)."""
@@ -140,3 +143,10 @@ def copy_tensors(value: Any) -> Any:
     if type(value) in (list, tuple):
         return type(value)(copy_tensors(v) for v in value)
     return value
+
+
+def written(trainer: pl.Trainer, path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` a checkpoint to ``path`` whole (``replaced_whole``; renamed by rank 0, the one that writes):
+    a full disk or a kill mid-write leaves the checkpoint there before (last.ckpt of the epoch before) whole."""
+    with replaced_whole(path, rename=trainer.is_global_zero) as tmp:
+        write(str(tmp))

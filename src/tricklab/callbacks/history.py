@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import time
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
+
+from tricklab.results import replaced_whole
 
 # time_s: seconds since this attempt's training started; total_time_s: since the run's, attempts added up.
 COLUMNS = ("epoch", "step", "train/loss", "train/acc", "val/loss", "val/acc", "val/ece", "lr", "grad_norm", "time_s",
@@ -55,16 +58,21 @@ class HistoryWriter(Checkpoint):
         row["total_time_s"] = round(self.carried_s + row["time_s"], 3)
         row.update({key: float(metrics[key]) for key in self.columns if key in metrics})
         self.rows.append(row)
-        with self.path.open("a", newline="") as f:  # one row a write: rewriting the file costs O(epochs)
-            csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with self.path.open("a", newline="") as f:  # one row a write: rewriting the file costs O(epochs)
+                csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+        except OSError:  # a full disk mid-row: cut the half row off, so the epochs written before stay readable
+            self.rows.pop()  # and the record (metrics.json's epochs, best, final) counts only the rows on disk
+            with contextlib.suppress(OSError), self.path.open("r+b") as f:
+                f.truncate(size)
+            raise
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
+        with replaced_whole(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        tmp.replace(self.path)
 
     def _read(self) -> list[dict[str, Any]]:
         with self.path.open(newline="") as f:

@@ -10,6 +10,7 @@ launcher runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import sys
@@ -22,8 +23,9 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tricklab.errors import ConfigError, exit_on_user_error
-from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed
+from tricklab.errors import ConfigError, disk_fault, exit_on_fault, exit_on_user_error, fault_file
+from tricklab.invocation import command_line
+from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed, runs_again
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 from tricklab.launch.progress import SweepProgress
 from tricklab.lease import live_holder
@@ -54,7 +56,10 @@ class SweepJobs:
         self._open()
         self.orders = [self._order(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
         _exit_if_folders_clash(self.orders)
-        rerun = list(self.config.get("rerun") or [])
+        rerun = runs_again(self.config)
+        if self.config.get("overwrite") and (done := [o for o in self.orders if finished(o.job_dir)]):
+            log.warning(f"overwrite=true: {len(done)} finished job(s) of {self.config.hydra.sweep.dir} train again "
+                        f"from the start, replacing their results (as a single run's overwrite=true does)")
         self.returns = {o.num: self._skip(o) for o in self.orders if finished(o.job_dir, rerun)}
         self.returns.update({o.num: self._elsewhere(o, holder) for o in self.orders
                              if o.num not in self.returns and (holder := live_holder(o.job_dir))})
@@ -159,11 +164,26 @@ class SweepJobs:
         return _job_return(order, JobStatus.COMPLETED, None)
 
 
+@contextlib.contextmanager
+def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
+    """A full disk (or a read-only one) while the sweep's own process writes (sweep.json, a search's journal): one
+    paragraph saying what happened and how to go on, exit 1, instead of a traceback. Its files are written whole
+    (atomically), so the jobs that finished keep their results."""
+    try:
+        yield
+    except OSError as err:
+        if not (fault := disk_fault(err)):
+            raise
+        where = fault_file(err)
+        exit_on_fault(f"the {what} in {sweep_dir} stopped: {fault} while writing "
+                      f"{where or 'its record'}. The jobs that finished keep their results (metrics.json, "
+                      f"checkpoints and sweep.json are written whole); jobs cut short continue from their last.ckpt. "
+                      f"Free space (or fix the disk), then resume it: {resume_command(sweep_dir)}")
+
+
 def resume_command(sweep_dir: Path) -> str:
     """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
     args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    from tricklab.invocation import command_line
-
     return shlex.join(command_line([*args, f"resume={sweep_dir}"]))
 
 

@@ -36,6 +36,14 @@ def finished(job_dir: Path, rerun: list[str] | None = None) -> str | None:
     when the job is to run."""
     status = job_status(job_dir)
     return status if status in DONE and status not in (rerun or []) else None
+
+
+def runs_again(config: Any) -> list[str]:
+    """The finished statuses a resumed sweep runs again: ``rerun=[...]``, or every one with ``overwrite=true``,
+    which trains each job of the sweep again from the start, as it does a single run (its last.ckpt unused)."""
+    return list(DONE) if config.get("overwrite") else list(config.get("rerun") or [])
+
+
 MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
 
 

@@ -67,6 +67,7 @@ class TrialRun:
     configs: dict[int, Any] = field(default_factory=dict)  # a job's config composed by the check, not yet started
     running: set[int] = field(default_factory=set)
     ended: dict[int, tuple[str, float | None]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)  # seed index -> why its job failed
 
 
 class Search:
@@ -144,10 +145,15 @@ class Search:
         run = self.trials[num // seeds]
         index = num % seeds
         run.running.discard(index)
-        record = read_metrics(Path(ret.working_dir)) or {}
+        try:
+            record = read_metrics(Path(ret.working_dir)) or {}
+        except (OSError, ValueError):  # cut short by the fault that failed the job: the job's error says why
+            record = {}
         ok = ret.status == JobStatus.COMPLETED
         status = record.get("status") or ("completed" if ok else "failed")
         run.ended[index] = (status if ok else "failed", ret.return_value if ok else None)
+        if not ok:
+            run.errors[index] = job_error(ret, record)
         if status == "pruned":  # its siblings not started yet would only be pruned too
             run.waiting.clear()
         self._finish_if_done(run)
@@ -165,6 +171,10 @@ class Search:
             self.study.tell(trial, state=TrialState.PRUNED)
             outcome = "pruned"
         elif "failed" in statuses or any(v is None for v in values):
+            if run.errors:  # why, for the closing lines and the report (a trial with several seeds: the first's)
+                index = min(run.errors)
+                seed = f"seed {index}: " if self.settings.seeds_per_trial > 1 else ""
+                trial.set_user_attr("error", seed + run.errors[index])
             self.study.tell(trial, state=TrialState.FAIL)
             outcome = "failed"
         else:
@@ -176,6 +186,17 @@ class Search:
         del self.trials[trial.number]
         log.info(f"trial {trial.number} {outcome}" + (f" ({statistics.fmean(values):.4f})"
                                                       if outcome == "completed" else ""))
+
+
+def job_error(ret: Any, record: dict[str, Any]) -> str:
+    """Why a job failed, in one line: its metrics.json's error, else the error its launcher recorded."""
+    if record.get("error"):
+        return str(record["error"])
+    try:
+        _ = ret.return_value
+    except BaseException as err:  # a failed JobReturn re-raises the job's error
+        return str(err) or type(err).__name__
+    return "failed (no error recorded)"
 
 
 def _subdir(number: int, index: int, seeds: int) -> str:
