@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tricklab.analysis.calibration import ECE_BINS, expected_calibration_error
+from tricklab.calibration import ECE_BINS, expected_calibration_error
 from tricklab.metrics import EvalMetrics
 
 

@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from tricklab.analysis.calibration import ECE_BINS
+from tricklab.calibration import ECE_BINS
 
 
 class EpochStats:
@@ -41,7 +41,7 @@ class EpochStats:
 
 class EvalMetrics:
     """An evaluation epoch's loss (the mean NLL −log p(y|x), sample-weighted), accuracy and expected calibration
-    error (``tricklab.analysis.calibration``), accumulated by torchmetrics (which also syncs them across processes)."""
+    error (``tricklab.calibration``), accumulated by torchmetrics (which also syncs them across processes)."""
 
     def __init__(self) -> None:
         # Made at the first batch, which tells the number of classes and the device.

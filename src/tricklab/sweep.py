@@ -126,7 +126,7 @@ class Config:
 def _ece(probs: np.ndarray, labels: np.ndarray) -> float:
     import torch
 
-    from tricklab.analysis.calibration import expected_calibration_error
+    from tricklab.calibration import expected_calibration_error
 
     return expected_calibration_error(torch.from_numpy(probs).float(), torch.from_numpy(labels).long())
 
