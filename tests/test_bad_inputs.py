@@ -255,7 +255,7 @@ def test_a_run_refused_as_it_starts_leaves_no_empty_folder(tmp_path):
 
 
 def test_only_a_new_folder_holding_hydras_files_alone_is_discarded(tmp_path):
-    from tricklab.launch.naming import discard_if_unused, sweep_dir
+    from tricklab.folders import discard_if_unused, sweep_dir
 
     def new_run(base: Path, *files: str) -> Path:
         run_dir = Path(sweep_dir(None, str(base)))

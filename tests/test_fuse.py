@@ -186,7 +186,7 @@ def test_a_fused_sweep_gives_every_job_its_own_folder_files_and_wandb_run(tmp_pa
     from wandb_file import find_run_files, read_finished_run
 
     from tricklab.analysis.report import make_report
-    from tricklab.launch.naming import sweep_group
+    from tricklab.folders import sweep_group
 
     root = tmp_path / "sweep"
     args = sweep_args(root, tmp_path, data_dir, "hydra.launcher.fuse=4", "init=glorot,he", "seed=0,1",

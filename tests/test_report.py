@@ -139,7 +139,7 @@ def test_single_run_folder_gets_a_report(sweep_dir):
 
 def test_wandb_gets_the_table_and_plots_in_the_sweeps_group(report, sweep_dir, monkeypatch):
     from tricklab.analysis.report import log_to_wandb
-    from tricklab.launch.naming import sweep_group
+    from tricklab.folders import sweep_group
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     log_to_wandb(report, project="tricklab-test", group=None)

@@ -25,11 +25,11 @@ from wandb_file import find_run_files, read_run
 
 from tricklab.config import CONF_DIR
 from tricklab.errors import ConfigError
+from tricklab.folders import create_sweep_dir, job_dirname, sweep_dir, sweep_group
 from tricklab.internals import hydra_callbacks
 from tricklab.launch.devices import Slot, plan_slots, split_cores, visible_gpus
 from tricklab.launch.manifest import MANIFEST_FILE, SweepManifest
 from tricklab.launch.messages import JobOrder, Setup
-from tricklab.launch.naming import create_sweep_dir, job_dirname, sweep_dir, sweep_group
 from tricklab.launch.pool import STOP_GRACE_S, WorkerPool
 
 TESTS_DIR = Path(__file__).parent

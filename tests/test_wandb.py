@@ -8,7 +8,7 @@ import pytest
 from helpers import run_cli
 from wandb_file import find_run_files, read_finished_run
 
-from tricklab.launch.naming import GROUP_FILE
+from tricklab.folders import GROUP_FILE
 from tricklab.loggers import WANDB_ID_FILE, wandb_mode
 
 TINY = ["threads=1", "trainer.max_epochs=1", "data.subset=256", "callbacks.progress_bar=none"]

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tricklab.choices import ACTIVATIONS, SCALES
 from tricklab.errors import ConfigError, exit_on_user_error
-from tricklab.launch.naming import job_dirname, sweep_dir
+from tricklab.folders import job_dirname, sweep_dir
 from tricklab.lightning_names import ACCELERATORS, PRECISIONS, STRATEGIES
 
 # The configs ship inside the package (installed with it as package data): code and config always match.
@@ -52,7 +52,7 @@ def project_root(start: Path | None = None) -> Path:
 
 def register_resolvers() -> None:
     """``${tricklab_root:}``: the project root (``project_root``), found when the config is resolved;
-    ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.launch.naming."""
+    ``${tricklab_sweep_dir:resume,base}`` and ``${tricklab_job_dirname:overrides}``: see tricklab.folders."""
     OmegaConf.register_new_resolver("tricklab_root", lambda: str(project_root()), replace=True)
     OmegaConf.register_new_resolver("tricklab_sweep_dir", _exit_on_user_error(sweep_dir), replace=True, use_cache=True)
     OmegaConf.register_new_resolver("tricklab_job_dirname", job_dirname, replace=True)

@@ -29,8 +29,8 @@ from tricklab.errors import (
     exit_on_user_error,
     fault_file,
 )
+from tricklab.folders import discard_if_unused, sweep_group
 from tricklab.launch.manifest import finished, job_status, runs_again
-from tricklab.launch.naming import discard_if_unused, sweep_group
 from tricklab.lease import LeaseHeld, job_lease
 from tricklab.results import METRICS_FILE, read_metrics, set_aside_unreadable, timestamp, write_json_atomic
 

@@ -146,7 +146,7 @@ def log_report_run(root: Path, header: list[str], rows: list[list[str]], images:
     ``group`` (default: the group of the folder's runs, which their sweeper kept in it, else the folder's name)."""
     import wandb
 
-    from tricklab.launch.naming import sweep_group
+    from tricklab.folders import sweep_group
     from tricklab.loggers import wandb_mode
 
     root = Path(root)

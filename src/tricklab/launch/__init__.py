@@ -1,1 +1,1 @@
-"""Launching sweeps: folder naming, device sharing, the worker pool behind ``hydra/launcher=local``, the manifest."""
+"""Launching sweeps: their jobs' W&B group, device sharing, the worker pool behind ``hydra/launcher=local``, the manifest."""

@@ -132,7 +132,7 @@ def existing_folder(config: Any) -> Path | None:
 def unwritable_folder_problem(sweep_dir: Path) -> str | None:
     """An existing sweep folder no file can be created in (read-only, immutable): refused before anything in it is
     rewritten (multirun.yaml, sweep.json, search.json)."""
-    from tricklab.launch.naming import cannot_write_in
+    from tricklab.folders import cannot_write_in
 
     if why := cannot_write_in(sweep_dir):
         return (f"{sweep_dir} cannot be continued: no file can be created in it ({why}); a sweep writes its record "
