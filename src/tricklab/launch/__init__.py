@@ -1,1 +1,2 @@
-"""Launching sweeps: their jobs' W&B group, device sharing, the worker pool behind ``hydra/launcher=local``, the manifest."""
+"""Launching sweeps: their jobs' W&B group, device sharing, the worker pool behind ``hydra/launcher=local``,
+the manifest."""
