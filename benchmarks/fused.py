@@ -1,7 +1,7 @@
 """Training K seeds one after another in one process, against training them as one fused pack, in one run.
 
 For each architecture (the default MLP, the MNIST-1D CNN, ResNet-20 with batch norm), the same K jobs (seeds
-0..K-1, the same steps) are trained both ways with what ``python train.py`` builds (``tricklab.train.run`` for
+0..K-1, the same steps) are trained both ways with what ``python train.py`` builds (``tricklab.run.fit.run`` for
 each job; ``tricklab.fuse.run.run_pack`` for the pack), alternating which way goes first over the repeats. Two
 timings each: the training loop (history.csv's time_s at the last epoch, from the start of fit: training and
 validation) and end to end (building data, models and trainers, fitting, testing, writing every job's files).
@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import compose_config  # noqa: E402
 
 from tricklab.fuse.run import run_pack  # noqa: E402
-from tricklab.train import RunContext, run  # noqa: E402
+from tricklab.run.context import RunContext  # noqa: E402
+from tricklab.run.fit import run  # noqa: E402
 
 # Architecture -> overrides. Epochs and subsets keep each way to tens of seconds on 2 CPU cores.
 ARCHITECTURES = {

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import compose_config  # noqa: E402
 
-from tricklab.train import PreparedRun, RunContext, prepare  # noqa: E402
+from tricklab.run.context import RunContext  # noqa: E402
+from tricklab.run.prepare import PreparedRun, prepare  # noqa: E402
 
 # The default run, with no validation (none of the three ways validates) and no experiment logger.
 OVERRIDES = ["logger=none", "data.val_fraction=0", "callbacks.checkpoint.monitor=train/acc"]

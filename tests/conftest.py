@@ -38,7 +38,8 @@ def make_config(tmp_path: Path, data_dir: Path):
 @pytest.fixture
 def run_training(tmp_path: Path, data_dir: Path):
     """run_training([overrides], name) -> metrics dict of a real in-process run, logger off by default."""
-    from tricklab.train import RunContext, run
+    from tricklab.run.context import RunContext
+    from tricklab.run.fit import run
 
     def train(overrides: list[str] | None = None, name: str = "run", choices: dict | None = None) -> dict:
         overrides = list(overrides or [])

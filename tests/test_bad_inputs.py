@@ -149,7 +149,7 @@ def test_a_report_of_a_missing_or_empty_folder_is_one_clear_error(tmp_path):
 
 
 # A group choice that is no file of its group: (command line, group, value, nearest choice). Checked by the
-# pre-flight (tricklab.preflight) from Hydra's listing of the group, before Hydra composes: in-process.
+# pre-flight (tricklab.run.preflight) from Hydra's listing of the group, before Hydra composes: in-process.
 WRONG_CHOICES = [
     ("optimizer=adma", "optimizer", "adma", "adam"),
     ("init=He", "init", "He", "he"),
@@ -162,7 +162,7 @@ WRONG_CHOICES = [
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture) -> str:
     """Run the pre-flight checks of ``python train.py argv`` in-process; the message they exit 2 with."""
-    from tricklab.preflight import preflight
+    from tricklab.run.preflight import preflight
 
     with pytest.raises(SystemExit) as exit_info:
         preflight(argv)
@@ -331,7 +331,7 @@ def test_a_value_that_passes_its_rule_but_cannot_work_is_refused_first(tmp_path,
 @pytest.mark.parametrize("line", ["data.val_fraction=0.5", "trainer.devices='0,1'", "++optimizer.lr=0.1",
                                   "seed=4294967295", "trainer.check_val_every_n_epoch=2 trainer.max_epochs=2"])
 def test_values_at_the_edge_of_what_works_pass_the_preflight(tmp_path, line):
-    from tricklab.preflight import preflight
+    from tricklab.run.preflight import preflight
 
     preflight([f"paths.output_dir={tmp_path / 'out'}", *line.split()])  # no SystemExit
 
@@ -422,6 +422,6 @@ def test_a_setting_the_chosen_launcher_lacks_is_refused_before_hydra(tmp_path, c
 
 
 def test_a_local_launcher_setting_passes(tmp_path):
-    from tricklab.preflight import preflight
+    from tricklab.run.preflight import preflight
 
     preflight(["-m", f"paths.output_dir={tmp_path / 'out'}", "seed=0", "hydra/launcher=local", "hydra.launcher.fuse=2"])

@@ -131,7 +131,7 @@ def test_a_run_cut_short_is_not_continued_with_another_config_and_nothing_is_tou
 
 
 def test_config_changes_leave_out_the_plumbing():
-    from tricklab.resume import config_changes
+    from tricklab.run.resume import config_changes
 
     saved = {"optimizer": {"lr": 0.1, "name": "sgd"}, "paths": {"output_dir": "a"}, "threads": 1, "seed": 0,
              "callbacks": {"progress_bar": "rich", "grad_norm": False}, "logger": {"name": "wandb"}}
@@ -398,7 +398,7 @@ def test_overwrite_true_trains_every_job_of_a_resumed_sweep_again_from_the_start
 def test_runs_again_is_rerun_or_every_finished_status_with_overwrite():
     from omegaconf import OmegaConf
 
-    from tricklab.launch.manifest import runs_again
+    from tricklab.run.status import runs_again
 
     assert runs_again(OmegaConf.create({"rerun": ["diverged"], "overwrite": False})) == ["diverged"]
     assert runs_again(OmegaConf.create({"rerun": [], "overwrite": True})) == ["completed", "diverged"]
@@ -476,11 +476,11 @@ def test_a_damaged_history_csv_is_one_paragraph(tmp_path, capsys, content, says)
 
 
 def test_a_run_folder_the_report_cannot_write_in_is_one_paragraph(tmp_path, capsys, monkeypatch):
-    import tricklab.preflight
+    import tricklab.run.preflight
 
     (tmp_path / "metrics.json").write_text(json.dumps(GOOD))
     before = hashes(tmp_path)
-    monkeypatch.setattr(tricklab.preflight, "unwritable", lambda path: "it is read-only (Permission denied)")
+    monkeypatch.setattr(tricklab.run.preflight, "unwritable", lambda path: "it is read-only (Permission denied)")
     code, err = report_in_process(tmp_path, capsys)
     assert code == 2 and f"{tmp_path} cannot hold the report: it is read-only" in err and "cp -r" in err, err
     assert hashes(tmp_path) == before

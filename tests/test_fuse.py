@@ -12,7 +12,8 @@ import torch
 from helpers import compose_config
 
 from tricklab.fuse.run import run_pack
-from tricklab.train import RunContext, run
+from tricklab.run.context import RunContext
+from tricklab.run.fit import run
 
 # float64 and no dropout: a member must train as its unfused twin, to rounding. 10 steps an epoch, 10 epochs.
 COMMON = ["logger=csv", "data.subset=320", "data.batch_size=32", "trainer.max_epochs=10", "dropout.p=0.0",

@@ -51,7 +51,7 @@ class DropMessages(logging.Filter):
 def quiet_libraries(verbose: bool) -> Iterator[None]:
     """Within: Lightning's chatter (WARNINGS, INFO) dropped unless ``verbose``; restored on leaving, so the next
     job of a sweep worker starts as it was configured. W&B is made silent where its run starts
-    (tricklab.loggers), the model summary where the Trainer is built (tricklab.train)."""
+    (tricklab.loggers), the model summary where the Trainer is built (tricklab.run.trainer)."""
     if verbose:
         yield
         return

@@ -56,8 +56,8 @@ def sweep_problems(config_loader, master: DictConfig, jobs: Sequence[Sequence[st
 
 def resumed_job_problems(config: DictConfig) -> list[str]:
     """In a resumed sweep (``resume=<sweep dir>``), a job cut short continues from its last.ckpt: with the config it
-    started with (tricklab.resume). A new sweep's folder does not exist yet, and resolving it would create it."""
-    from tricklab.resume import resume_problems
+    started with (tricklab.run.resume). A new sweep's folder does not exist yet, and resolving it would create it."""
+    from tricklab.run.resume import resume_problems
 
     if config.get("resume") is None:
         return []

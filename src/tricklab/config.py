@@ -1,6 +1,6 @@
 """The config schema: the type and the allowed range of every value a user can set.
 
-Unknown group choices and typo'd keys are refused before Hydra runs (tricklab.preflight, tricklab.keys);
+Unknown group choices and typo'd keys are refused before Hydra runs (tricklab.run.preflight, tricklab.keys);
 this module checks the values, before any heavy import or training, and says what is allowed.
 It imports neither torch nor Lightning, so a bad value is reported in well under a second.
 """
@@ -309,7 +309,7 @@ VAL_MONITORS = ("scheduler.monitor", "callbacks.early_stopping.monitor", "callba
 CHECKED_ELSEWHERE = {
     "name": "each group's choice name: its registry (tricklab.choices.pick) names the allowed ones",
     "architecture.family": "the architecture registry, like architecture.name",
-    "paths.root_dir": "preflight: created and written by trying (tricklab.preflight)",
+    "paths.root_dir": "preflight: created and written by trying (tricklab.run.preflight)",
     "paths.output_dir": "preflight, likewise",
     "paths.data_dir": "preflight, likewise",
     "trainer.defaults": "Hydra's defaults list of the trainer group (not a value)",

@@ -191,7 +191,7 @@ def make_report(root: Path, to_wandb: bool = False, project: str = "tricklab", g
 
 def _check_writable(root: Path) -> None:
     """Refuse a folder the report cannot be written into, before any plot is drawn there."""
-    from tricklab.preflight import unwritable
+    from tricklab.run.preflight import unwritable
 
     if why := unwritable(root):
         raise DataError(_unwritable_message(root, why))

@@ -1,7 +1,7 @@
 """Where the image datasets' files are looked for, and whether they are all there, without reading them.
 
 The loaders (tricklab.data.sources) read from the first folder that holds every file; the command-line checks
-(tricklab.preflight, tricklab.checks) ask the same question first, so that a run whose data is missing and will
+(tricklab.run.preflight, tricklab.checks) ask the same question first, so that a run whose data is missing and will
 not be downloaded is refused before Hydra creates its folder. Only the standard library is imported here: the
 checks run before anything heavy is loaded.
 """

@@ -10,6 +10,7 @@ the same pack gives the same results again, but a member is only statistically i
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from tricklab.chatter import quiet_libraries
-from tricklab.train import (
-    RunContext,
-    build_trainer,
-    finish_record,
-    flat_summary,
-    get_ready,
-    new_record,
-    open_record,
-    read_checkpoint,
-    record_outcome,
-    record_tested_weights,
-    run_logger,
-)
+from tricklab.run.context import RunContext
+from tricklab.run.fit import Recorded, failed, fit_test_record
+from tricklab.run.record import flat_summary, new_record, open_record, record_outcome, record_tested_weights
+from tricklab.run.resume import interrupted_checkpoint, read_checkpoint
+from tricklab.run.trainer import build_trainer, get_ready, run_logger
 
 PACK_RESUME_FILE = "pack-resume.ckpt"  # the members' last checkpoints stacked, in the first member's folder
 
@@ -72,7 +65,6 @@ def _resume_point(run_dir: Path, cfg: DictConfig) -> tuple[int | None, dict[str,
     """The step of the checkpoint the job would resume from (STOPPED if the member had stopped in its pack; None
     for a fresh start), and that checkpoint (DataError, as for an unfused run, when it cannot be read)."""
     from tricklab.fuse.checkpoints import PACK_MEMBER
-    from tricklab.train import interrupted_checkpoint
 
     last = None if cfg.get("overwrite") else interrupted_checkpoint(run_dir)
     if last is None:
@@ -84,16 +76,14 @@ def _resume_point(run_dir: Path, cfg: DictConfig) -> tuple[int | None, dict[str,
 
 def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import WandbLogger
 
     from tricklab.callbacks.averaging import build_averaging
     from tricklab.fuse.data import PackDataModule
     from tricklab.fuse.members import PackGuards, PackPredictions, PackRecorder
     from tricklab.fuse.module import PackModule
     from tricklab.fuse.stack import Pack
-    from tricklab.loggers import finish_wandb
     from tricklab.models import build_model
-    from tricklab.results import METRICS_FILE, PREDICTIONS_FILE, write_json_atomic
+    from tricklab.results import PREDICTIONS_FILE
     from tricklab.tricks.step import build_step_tricks
 
     started = time.perf_counter()
@@ -124,40 +114,51 @@ def _train_pack(jobs: list[tuple[DictConfig, RunContext]], last: list[dict[str, 
         open_record(m.run_dir, m.record, trainer)
         if m.logger is not None:  # what Lightning logs of a run's module at the start of fit
             m.logger.log_hyperparams(module.hparams_initial)
+    recorded = [Recorded(m.run_dir, m.record, m.history, functools.partial(_steps, m, trainer),
+                         functools.partial(_close_logger, m.logger)) for m in members]
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
-        use_best = first.callbacks.early_stopping.enabled
-        for m in members:
-            best = m.checkpoints if use_best and m.best_state and m.stopped != "diverged" else None
-            record_tested_weights(m.record, best, m.history)
-            if best is not None:
-                module.model.load_member(m.k, m.best_state)
-        trainer.test(module, datamodule=datamodule, verbose=False)
-        tests = {key: v.tolist() for key, v in module.epoch_metrics.items() if key.startswith("test")}
-        for m in members:
-            record_outcome(m.record, m.guard)
-            m.record["test"] = {key: float(column[m.k]) for key, column in tests.items()}
-            if m.logger is not None:
-                m.logger.log_metrics(m.record["test"], step=m.steps)
-                m.logger.save()
-    except (KeyboardInterrupt, SystemExit):
-        for m in members:
-            m.record["status"] = "interrupted"
-        raise
-    except Exception as err:
-        for m in members:
-            m.record.update(status="failed", error=f"{type(err).__name__}: {err}")
-        raise
+        fit_test_record(trainer, module, datamodule, resume, recorded, started,
+                        functools.partial(_test_pack, first, trainer, module, datamodule, members),
+                        functools.partial(failed, recorded))
     finally:
-        for m in members:
-            finish_record(m.record, m.history, m.steps or trainer.global_step, started)
-            write_json_atomic(m.run_dir / METRICS_FILE, m.record)
-            if isinstance(m.logger, WandbLogger):
-                finish_wandb(flat_summary(m.record), m.logger.experiment)
-            elif m.logger is not None:
-                m.logger.finalize("success" if m.record["status"] in ("completed", "diverged") else "failed")
         (members[0].run_dir / "checkpoints" / PACK_RESUME_FILE).unlink(missing_ok=True)
     return [m.record for m in members]
+
+
+def _test_pack(first: DictConfig, trainer: Any, module: Any, datamodule: Any, members: list) -> None:
+    """After the fit: test every member at once, each on the weights it would be tested on alone (its best under
+    early stopping, unless it diverged), and record each member's outcome and test metrics."""
+    use_best = first.callbacks.early_stopping.enabled
+    for m in members:
+        best = m.checkpoints if use_best and m.best_state and m.stopped != "diverged" else None
+        record_tested_weights(m.record, best, m.history)
+        if best is not None:
+            module.model.load_member(m.k, m.best_state)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    tests = {key: v.tolist() for key, v in module.epoch_metrics.items() if key.startswith("test")}
+    for m in members:
+        record_outcome(m.record, m.guard)
+        m.record["test"] = {key: float(column[m.k]) for key, column in tests.items()}
+        if m.logger is not None:
+            m.logger.log_metrics(m.record["test"], step=m.steps)
+            m.logger.save()
+
+
+def _steps(member: Any, trainer: Any) -> int:
+    """The optimizer steps a member took: its own count, or the pack's when it never stopped."""
+    return member.steps or trainer.global_step
+
+
+def _close_logger(logger: Any, record: dict[str, Any]) -> None:
+    """A member's logger, closed by hand: none of them is the Trainer's, which would close it."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    from tricklab.loggers import finish_wandb
+
+    if isinstance(logger, WandbLogger):
+        finish_wandb(flat_summary(record), logger.experiment)
+    elif logger is not None:
+        logger.finalize("success" if record["status"] in ("completed", "diverged") else "failed")
 
 
 def _member(k: int, cfg: DictConfig, ctx: RunContext, plain: dict[str, Any], params: int, datamodule: Any):

@@ -25,14 +25,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tricklab.errors import ConfigError, disk_fault, exit_on_fault, exit_on_user_error, fault_file
 from tricklab.invocation import command_line
-from tricklab.launch.manifest import SweepManifest, finished, job_status, mark_failed, runs_again
+from tricklab.launch.manifest import SweepManifest, mark_failed
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 from tricklab.launch.progress import SweepProgress
 from tricklab.lease import live_holder
+from tricklab.run.status import finished, job_status, runs_again
 
 log = logging.getLogger(__name__)
 
-# How the results table ranks the configs: the jobs' return value (tricklab.train.objective), as sweep.json has it.
+# How the results table ranks the configs: the jobs' return value (tricklab.run.job.objective), as sweep.json has it.
 OBJECTIVE = "best/val/acc"
 
 
@@ -147,7 +148,7 @@ class SweepJobs:
         """A job finished (completed or diverged) by an earlier launch of this sweep: not run again, its
         recorded result returned."""
         from tricklab.results import read_metrics
-        from tricklab.train import objective
+        from tricklab.run.job import objective
 
         record = read_metrics(order.job_dir)
         value = objective(record)

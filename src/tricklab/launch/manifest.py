@@ -1,4 +1,4 @@
-"""What a sweep knows about its jobs: each job's status (from its metrics.json) and ``sweep.json``.
+"""What a sweep records of its jobs: ``sweep.json`` (each job's own status is in its metrics.json: tricklab.run.status).
 
 ``sweep.json`` in the sweep folder holds the command(s) that launched the sweep, its overrides and one entry
 per job folder (overrides, status, device, worker pid, times, error, return value, the launch that ran it).
@@ -26,34 +26,7 @@ from tricklab.results import (
     write_json_atomic,
 )
 
-# Jobs a resumed sweep does not run again: their result is recorded (a divergence is a result; rerunning it
-# would repeat it). Failed, interrupted and cut-short ("running") jobs run again.
-DONE = ("completed", "diverged")
-
-
-def finished(job_dir: Path, rerun: list[str] | None = None) -> str | None:
-    """The status of a job a resume skips (one of DONE, less those ``rerun=[...]`` asks to run again), or None
-    when the job is to run."""
-    status = job_status(job_dir)
-    return status if status in DONE and status not in (rerun or []) else None
-
-
-def runs_again(config: Any) -> list[str]:
-    """The finished statuses a resumed sweep runs again: ``rerun=[...]``, or every one with ``overwrite=true``,
-    which trains each job of the sweep again from the start, as it does a single run (its last.ckpt unused)."""
-    return list(DONE) if config.get("overwrite") else list(config.get("rerun") or [])
-
-
 MANIFEST_FILE = "sweep.json"  # of the job statuses (FINAL_STATUSES), "failed" makes the sweep exit non-zero
-
-
-def job_status(job_dir: Path) -> str | None:
-    """The status in a job's metrics.json, or None when it has none."""
-    try:
-        record = read_metrics(job_dir)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return record.get("status") if record else None
 
 
 def mark_failed(job_dir: Path, error: str) -> None:

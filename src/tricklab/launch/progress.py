@@ -5,7 +5,7 @@
 
 The ETA is the work left, pending jobs at the mean duration of this launch's finished ones and running jobs at
 what that mean leaves of them, shared by the workers. The metric is the job's return value (its best val/acc,
-``tricklab.train.objective``). Piped output gets the finished-job lines only: a redrawn line would fill a log
+``tricklab.run.job.objective``). Piped output gets the finished-job lines only: a redrawn line would fill a log
 file with escape codes.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-METRIC = "best val/acc"  # what tricklab.train.objective returns, and so every job's return value
+METRIC = "best val/acc"  # what tricklab.run.job.objective returns, and so every job's return value
 
 
 class SweepProgress:

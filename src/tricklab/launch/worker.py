@@ -107,7 +107,8 @@ def run_pack_order(pack: PackOrder) -> list[JobOutcome]:
     from tricklab.errors import TricklabError
     from tricklab.fuse.run import run_pack
     from tricklab.lease import job_leases
-    from tricklab.train import context_of, objective
+    from tricklab.run.context import context_of
+    from tricklab.run.job import objective
 
     started, env = time.time(), dict(os.environ)
     jobs = []

@@ -214,7 +214,7 @@ def reusable(job_dir: Path, overrides: list[str]) -> tuple[str, float | None] | 
     run (a pruned, failed or cut-short one runs again). A folder holding a run of other overrides (a study
     started afresh in an old sweep folder) is moved aside first, so that nothing of it (metrics, checkpoints)
     is taken for this job."""
-    from tricklab.train import objective
+    from tricklab.run.job import objective
 
     record = read_metrics(job_dir) if job_dir.is_dir() else None
     if record is None:

@@ -20,7 +20,7 @@ from tricklab.search.study import PRUNED_AT, SearchSettings, build_pruner, setti
 
 TRIAL_ENV = "TRICKLAB_TRIAL"             # the trial's number
 SEED_ENV = "TRICKLAB_TRIAL_SEED_INDEX"  # which of the trial's seeds this job trains (0..K-1)
-MONITOR = "val/acc"                     # what a job reports, the per-epoch form of train.objective
+MONITOR = "val/acc"                     # what a job reports, the per-epoch form of run.job.objective
 
 
 def value_key(epoch: int, seed_index: int) -> str:
@@ -29,7 +29,9 @@ def value_key(epoch: int, seed_index: int) -> str:
 
 
 class TrialLink:
-    """One job's connection to its trial, through the study's storage."""
+    """One job's connection to its trial, through the study's storage (what tricklab.callbacks.pruning reports to)."""
+
+    monitor = MONITOR
 
     def __init__(self, settings: SearchSettings, sweep_dir: Path, number: int, seed_index: int) -> None:
         import optuna

@@ -33,8 +33,6 @@ from tricklab.keys import choice_problems, group_choices, key_problems
 
 # Flags after which Hydra runs nothing: there is nothing to check.
 INFO_FLAGS = ("help", "hydra_help", "info", "shell_completion")
-# A finished single run whose folder a new run would overwrite (failed and cut-short runs are rerun/resumed).
-FINISHED = ("completed", "diverged")
 
 
 def preflight(argv: Sequence[str]) -> None:
@@ -206,13 +204,13 @@ def single_resume_problems(overrides: Sequence[Override]) -> list[str]:
 def overwrite_problems(overrides: Sequence[Override]) -> list[str]:
     """A single run given the folder of a finished run (``hydra.run.dir``) would replace its results: refused
     unless ``overwrite=true``. A run cut short in that folder resumes; a failed one runs again."""
-    from tricklab.launch.manifest import job_status
+    from tricklab.run.status import DONE, job_status
 
     run_dir = _given(overrides, "hydra.run.dir")
     if run_dir is None or _given(overrides, "overwrite") is True:
         return []
     status = job_status(Path(str(run_dir)))
-    if status not in FINISHED:
+    if status not in DONE:  # failed and cut-short runs are run again or resumed
         return []
     return [f"hydra.run.dir={run_dir} holds a {status} run; running again would replace its metrics.json, "
             f"history.csv and checkpoints. Add overwrite=true to train it again from the start there, or choose "
@@ -221,8 +219,8 @@ def overwrite_problems(overrides: Sequence[Override]) -> list[str]:
 
 def resumed_config_problems(lines: list[str], overrides: Sequence[Override]) -> list[str]:
     """A single run given the folder of a run cut short (``hydra.run.dir``) continues it: with the config it
-    started with (tricklab.resume), checked now, before Hydra writes the new config over the saved one."""
-    from tricklab.resume import resume_problems
+    started with (tricklab.run.resume), checked now, before Hydra writes the new config over the saved one."""
+    from tricklab.run.resume import resume_problems
 
     run_dir = _given(overrides, "hydra.run.dir")
     if run_dir is None:
