@@ -493,7 +493,9 @@ def main(cfg: DictConfig) -> float | None:
     except OSError as err:
         if not disk_fault(err):
             raise
-        exit_on_fault(disk_fault_message(err, ctx.run_dir))
+        from tricklab.launch.faults import launching_sweep_fault  # a job the basic launcher runs stops its sweep
+
+        exit_on_fault(launching_sweep_fault(err, ctx.run_dir) or disk_fault_message(err, ctx.run_dir))
     from pytorch_lightning.utilities import rank_zero_only
 
     from tricklab.results import print_summary

@@ -64,7 +64,7 @@ class GridSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[list[JobReturn]]:
         """Expand, check every job (exit 2 listing all problems), then create the sweep folder and launch."""
         from tricklab.checks import sweep_problems
-        from tricklab.launch.jobs import disk_faults_told
+        from tricklab.launch.faults import disk_faults_told
         from tricklab.study import study_problems
 
         try:
