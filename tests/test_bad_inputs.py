@@ -308,6 +308,8 @@ CANNOT_WORK = [
     ("~optimizer.lr", "~optimizer.lr: optimizer.lr may not be deleted", "optimizer.lr=<value>"),
     ("++foo=1", "foo is not a key of the top level", "A leading + adds a key only under"),
     ("++optimizer.lr=-1", "optimizer.lr=-1", "a number > 0"),
+    ("++optimizer.momentum=0.9", "optimizer=adam has no option momentum", "its options are lr, betas"),
+    ("optimizer=nesterov +optimizer.nesterov=false", "optimizer=nesterov has no option nesterov", "dampening"),
     ("-m seed=0,1 ~data", "~data: data may not be deleted", "data=<choice>"),
     (f"paths.output_dir={{tmp}}/{LONG_NAME}", f"paths.output_dir={{tmp}}/{LONG_NAME}", "over the file system's"),
     ("paths.data_dir={tmp}/a_file", "paths.data_dir={tmp}/a_file", "is a file, not a folder"),

@@ -598,7 +598,7 @@ def test_a_run_hit_by_a_full_disk_is_marked_interrupted_says_so_in_one_paragraph
 
 
 def test_a_full_disk_in_a_sweeps_own_writes_is_one_paragraph_exit_1(tmp_path, capsys, monkeypatch):
-    from tricklab.launch.jobs import disk_faults_told
+    from tricklab.launch.faults import disk_faults_told
 
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", "seed=0,1"])
     with pytest.raises(SystemExit) as exit_, disk_faults_told(tmp_path, "search"):
@@ -611,3 +611,41 @@ def test_a_full_disk_in_a_sweeps_own_writes_is_one_paragraph_exit_1(tmp_path, ca
     assert f"resume={tmp_path}" in err and "seed=0,1" in err
     with pytest.raises(PermissionError), disk_faults_told(tmp_path):  # not the disk's fault: not hidden
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "sweep.json"))
+
+
+def full_at_third_last_ckpt() -> list[str]:
+    """FULL_AT_SECOND_LAST_CKPT with its count moved one on: a one-epoch job writes last.ckpt twice, so the third
+    write is the second job's first."""
+    return ["-c", FULL_AT_SECOND_LAST_CKPT.replace("len(seen) == 2", "len(seen) == 3")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what, swept, first, second", [
+    ("sweep", ["seed=0,1,2"], "seed=0", "seed=1"),
+    ("search", ["hparams_search=optuna", "hydra.sweeper.n_trials=3"], "trial_0", "trial_1"),
+])
+def test_a_full_disk_in_a_job_of_a_basic_launcher_sweep_names_its_resume_command_and_keeps_what_finished(
+        tmp_path, data_dir, what, swept, first, second):
+    if what == "search":
+        pytest.importorskip("optuna")
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=basic", *swept, *QUIET, "data.subset=256", "trainer.max_epochs=1",
+            "callbacks.checkpoint.every_seconds=0", f"paths.data_dir={data_dir}"]
+    full = run_cli([*args, f"hydra.sweep.dir={sweep_dir}"], script=full_at_third_last_ckpt())
+    assert full.returncode == 1, full.stderr[-3000:]
+    assert "Traceback" not in full.stderr + full.stdout
+    said = [line for line in full.stderr.splitlines() if line.startswith("tricklab: error:")]
+    assert len(said) == 1, full.stderr[-3000:]
+    assert said[0].startswith(f"tricklab: error: the {what} in {sweep_dir} stopped: the disk is full")
+    assert said[0].endswith(f"resume it: python train.py {' '.join(args)} resume={sweep_dir}")  # not a new sweep
+    done, = (job for job in sweep_dir.iterdir() if first in job.name)
+    cut, = (job for job in sweep_dir.iterdir() if second in job.name)
+    assert f"(job {cut.name})" in said[0]
+    assert status(done) == "completed" and status(cut) == "interrupted"
+    kept = {name: digest for name, digest in hashes(done).items() if not name.startswith(".hydra")}
+
+    resumed = run_cli([*args, f"resume={sweep_dir}"])  # the command it named, with room on the disk
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {name: hashes(done)[name] for name in kept} == kept  # the finished job was not trained again
+    # a search tries the cut trial's parameters again as a new trial: n_trials counts the cut one, failed
+    assert sum(status(job) == "completed" for job in sweep_dir.iterdir() if job.is_dir()) == 3

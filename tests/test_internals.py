@@ -149,3 +149,15 @@ def test_hydras_basic_sweeper_splits_a_grid_into_jobs():
     parsed = OverridesParser.create().parse_overrides(["a=1,2", "b=x"])
     (jobs,) = hydra_basic_sweeper().split_arguments(parsed, None)
     assert jobs == [["a=1", "b=x"], ["a=2", "b=x"]]
+
+
+def test_the_copied_optimizer_options_are_torchs():
+    import inspect
+
+    from tricklab.torch_names import OPTIMIZER_OPTIONS
+    from tricklab.tricks.optim import OPTIMIZERS
+
+    assert set(OPTIMIZER_OPTIONS) == set(OPTIMIZERS)
+    for name, (cls, fixed) in OPTIMIZERS.items():
+        takes = set(inspect.signature(cls).parameters) - {"self", "params", *fixed}
+        assert set(OPTIMIZER_OPTIONS[name]) == takes, name

@@ -155,6 +155,7 @@ def test_a_study_run_twice_resumes_without_rerunning(tmp_path, data_dir, capfd):
     ("hydra.sweep.dir=/tmp/elsewhere", "the study chooses its folder"),
     ("hydra.sweeper.only=[none]", "the study chooses its folder"),
     ("resume=outputs/multirun/x", "the study chooses its folder"),
+    ("hparams_search=optuna", "the study chooses its folder"),  # a group that chooses another sweeper
     ("--cfg", "is an option, not an override"),
     ("hydra.sweeper.params.seed=0,1", "a study chooses its seeds itself"),
 ])

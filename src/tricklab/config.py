@@ -338,7 +338,18 @@ def problems(cfg: DictConfig) -> list[str]:
 def _cross_checks(cfg: DictConfig) -> list[str]:
     """Values each fine alone that together cannot work: splits left empty, a val monitor with no validation."""
     return (_split_problems(cfg) + _val_monitor_problems(cfg) + _gradient_problems(cfg)
-            + _missing_extra_problems(cfg))
+            + _missing_extra_problems(cfg) + _optimizer_option_problems(cfg))
+
+
+def _optimizer_option_problems(cfg: DictConfig) -> list[str]:
+    """An option added to the optimizer (``+optimizer.<key>``) that its torch class does not take."""
+    from tricklab.torch_names import unknown_options_problem
+
+    optimizer = _lookup(cfg, "optimizer")  # a plain dict, resolved
+    if not isinstance(optimizer, dict):
+        return []
+    why = unknown_options_problem(str(optimizer.get("name")), [str(key) for key in optimizer])
+    return [why] if why else []
 
 
 # gradient=<rule> -> (key, the values it cannot train with, why) (tricklab.tricks.gradient)

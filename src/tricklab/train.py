@@ -29,7 +29,9 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """``python train.py [overrides]``: one run; returns its ``objective`` (what a sweeper optimises)."""
-    return run_job(cfg, context_from_hydra())
+    from tricklab.launch.faults import launching_sweep_fault  # a job the basic launcher runs stops its sweep
+
+    return run_job(cfg, context_from_hydra(), sweep_fault=launching_sweep_fault)
 
 
 def context_from_hydra() -> RunContext:

@@ -51,7 +51,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> dict[str, int]:
         """Run the search; the counts of trials this launch told completed, pruned and failed."""
-        from tricklab.launch.jobs import disk_faults_told
+        from tricklab.launch.faults import disk_faults_told
 
         settings = self.settings
         space, grid = self.checked(arguments)

@@ -65,7 +65,7 @@ class GridSweeper(Sweeper):
         """Expand, check every job (exit 2 listing all problems), then create the sweep folder and launch."""
         from tricklab.analysis.study import study_problems
         from tricklab.checks import sweep_problems
-        from tricklab.launch.jobs import disk_faults_told
+        from tricklab.launch.faults import disk_faults_told
 
         try:
             jobs = self.jobs(arguments)

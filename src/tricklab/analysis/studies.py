@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 EXPERIMENTS = CONF_DIR / "experiment"
 SEED_KEYS = ("seed", "hydra.sweeper.params.seed")  # the plan chooses the seeds (as seed=0,1,...): refused
-STUDY_OWNED = ("hydra.sweep", "hydra.sweeper", "hydra/sweeper", "resume")  # the study's folder and sweeper
+# the study's folder and sweeper (hparams_search chooses a sweeper too)
+STUDY_OWNED = ("hydra.sweep", "hydra.sweeper", "hydra/sweeper", "hparams_search", "resume")
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,7 @@ launcher runs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,8 @@ from hydra.errors import CompactHydraException
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tricklab.errors import ConfigError, disk_fault, exit_on_fault, exit_on_user_error, fault_file
-from tricklab.invocation import command_line
+from tricklab.errors import ConfigError, exit_on_user_error
+from tricklab.launch.faults import resume_command
 from tricklab.launch.manifest import SweepManifest, mark_failed
 from tricklab.launch.messages import OUTPUT_LOG, JobOrder, JobOutcome, Setup
 from tricklab.launch.progress import SweepProgress
@@ -163,29 +160,6 @@ class SweepJobs:
         self.manifest.add(order.num, order.overrides, order.job_dir, "running", skipped=True,
                           elsewhere=describe(holder))
         return _job_return(order, JobStatus.COMPLETED, None)
-
-
-@contextlib.contextmanager
-def disk_faults_told(sweep_dir: Path, what: str = "sweep"):
-    """A full disk (or a read-only one) while the sweep's own process writes (sweep.json, a search's journal): one
-    paragraph saying what happened and how to go on, exit 1, instead of a traceback. Its files are written whole
-    (atomically), so the jobs that finished keep their results."""
-    try:
-        yield
-    except OSError as err:
-        if not (fault := disk_fault(err)):
-            raise
-        where = fault_file(err)
-        exit_on_fault(f"the {what} in {sweep_dir} stopped: {fault} while writing "
-                      f"{where or 'its record'}. The jobs that finished keep their results (metrics.json, "
-                      f"checkpoints and sweep.json are written whole); jobs cut short continue from their last.ckpt. "
-                      f"Free space (or fix the disk), then resume it: {resume_command(sweep_dir)}")
-
-
-def resume_command(sweep_dir: Path) -> str:
-    """The command that resumes the sweep in ``sweep_dir``: this one, its folder named by ``resume=``."""
-    args = [arg for arg in sys.argv[1:] if not arg.startswith(("resume=", "hydra.sweep.dir="))]
-    return shlex.join(command_line([*args, f"resume={sweep_dir}"]))
 
 
 def print_results(sweep_dir: Path) -> None:

@@ -4,6 +4,7 @@ trained, and ended the way a user error or a disk fault is told; it returns the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from tricklab.run.context import RunContext, leads
 from tricklab.run.status import finished, runs_again
 
 
-def run_job(cfg: DictConfig, ctx: RunContext) -> float | None:
+def run_job(cfg: DictConfig, ctx: RunContext,
+            sweep_fault: Callable[[OSError, Path], str | None] | None = None) -> float | None:
     """One job: the run ``ctx`` names, trained on ``cfg`` unless finished or held elsewhere; returns its
-    ``objective`` (what a sweeper optimises)."""
+    ``objective`` (what a sweeper optimises). ``sweep_fault`` words a disk fault as the sweep this process is
+    launching would (its resume command), or gives None to let the run word its own."""
     from tricklab.run.fit import run
 
     if ctx.group is not None and (status := finished(ctx.run_dir, runs_again(cfg))):  # resumed, any launcher
@@ -38,7 +41,7 @@ def run_job(cfg: DictConfig, ctx: RunContext) -> float | None:
     except OSError as err:
         if not disk_fault(err):
             raise
-        exit_on_fault(disk_fault_message(err, ctx.run_dir))
+        exit_on_fault((sweep_fault and sweep_fault(err, ctx.run_dir)) or disk_fault_message(err, ctx.run_dir))
     from pytorch_lightning.utilities import rank_zero_only
 
     from tricklab.results import print_summary

@@ -6,7 +6,6 @@ is passed to the torch.optim class, so a new hyper-parameter needs no code.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -14,6 +13,7 @@ from torch import nn
 
 from tricklab.choices import pick
 from tricklab.errors import ConfigError
+from tricklab.torch_names import OWN_KEYS, unknown_options_problem
 
 # name -> (torch class, fixed arguments that make the variant)
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
@@ -25,7 +25,6 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "adam": (torch.optim.Adam, {}),
     "adamw": (torch.optim.AdamW, {}),
 }
-OWN_KEYS = ("name", "decay_norm_and_bias")
 
 
 # Weight normalisation's gain g (w = g·v/‖v‖) is stored with the weight's ndim, but is a norm parameter.
@@ -61,14 +60,9 @@ def build_optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimi
     """The optimizer ``cfg['name']`` over ``model``'s parameters with the hyper-parameters in ``cfg``."""
     name = cfg["name"]
     cls, fixed = pick(OPTIMIZERS, "optimizer", name)
+    if why := unknown_options_problem(name, cfg):
+        raise ConfigError(why)
     options = {k: v for k, v in cfg.items() if k not in OWN_KEYS}
-    allowed = [p for p in inspect.signature(cls).parameters if p not in ("params", "self")]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"optimizer={name} ({cls.__name__}) has no option {', '.join(unknown)}; "
-            f"its options are {', '.join(allowed)} (and decay_norm_and_bias)."
-        )
     if "betas" in options:
         options["betas"] = tuple(options["betas"])
     weight_decay = options.pop("weight_decay", 0.0)
