@@ -33,8 +33,11 @@ def unknown_options_problem(name: str, keys: Iterable[str]) -> str | None:
     """Why optimizer=``name`` cannot take the options ``keys`` (its config's keys), or None when it takes them all
     (or ``name`` is unknown: its choice is checked elsewhere)."""
     allowed = OPTIMIZER_OPTIONS.get(name)
-    unknown = sorted(set(keys) - set(OWN_KEYS) - set(allowed or ()))
-    if allowed is None or not unknown:
+    if allowed is None:
         return None
+    unknown = sorted(set(keys) - set(OWN_KEYS) - set(allowed))
+    if not unknown:
+        return None
+    own = ", ".join(key for key in OWN_KEYS if key != "name")
     return (f"optimizer={name} has no option {', '.join(unknown)} (optimizer.{unknown[0]} cannot be passed to its "
-            f"torch.optim class); its options are {', '.join(allowed)} (and decay_norm_and_bias).")
+            f"torch.optim class); its options are {', '.join(allowed)} (and {own}).")
